@@ -1,0 +1,135 @@
+package identity
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// View is an in-memory copy of the identity bucket kept current by a KV watch, so
+// authenticating a request costs a hash and a map lookup, no round trip. A key the
+// view has not seen yet (created a moment ago) is looked up in the bucket directly.
+type View struct {
+	kv  jetstream.KeyValue
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	keys    map[KeyHash]string
+	tenants map[string]Tenant
+	loaded  atomic.Bool
+}
+
+// NewView returns a View of the identity bucket kv. Call Run to fill and follow it.
+func NewView(kv jetstream.KeyValue, log *slog.Logger) *View {
+	return &View{kv: kv, log: log, keys: make(map[KeyHash]string), tenants: make(map[string]Tenant)}
+}
+
+// Loaded reports whether the view has read the whole bucket once.
+func (v *View) Loaded() bool { return v.loaded.Load() }
+
+// Len returns the number of tenants in the view.
+func (v *View) Len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.tenants)
+}
+
+// Run watches the bucket until ctx is cancelled, applying every change to the view.
+func (v *View) Run(ctx context.Context) error {
+	w, err := v.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("identity: watch: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("identity: watch closed")
+			}
+			if e == nil {
+				v.loaded.Store(true)
+				continue
+			}
+			v.apply(e)
+		}
+	}
+}
+
+func (v *View) apply(e jetstream.KeyValueEntry) {
+	deleted := e.Operation() != jetstream.KeyValuePut
+	switch key := e.Key(); {
+	case strings.HasPrefix(key, tenantPrefix):
+		id := key[len(tenantPrefix):]
+		if deleted {
+			v.mu.Lock()
+			delete(v.tenants, id)
+			v.mu.Unlock()
+			return
+		}
+		var t Tenant
+		if err := json.Unmarshal(e.Value(), &t); err != nil {
+			v.log.Error("identity: undecodable tenant record", "tenant", id, "error", err)
+			return
+		}
+		v.mu.Lock()
+		v.tenants[id] = t
+		v.mu.Unlock()
+	case strings.HasPrefix(key, keyPrefix):
+		var h KeyHash
+		if n, err := hex.Decode(h[:], []byte(key[len(keyPrefix):])); err != nil || n != len(h) {
+			v.log.Error("identity: malformed key record name", "key", key)
+			return
+		}
+		if deleted {
+			v.mu.Lock()
+			delete(v.keys, h)
+			v.mu.Unlock()
+			return
+		}
+		var kr keyRecord
+		if err := json.Unmarshal(e.Value(), &kr); err != nil {
+			v.log.Error("identity: undecodable key record", "error", err)
+			return
+		}
+		v.mu.Lock()
+		v.keys[h] = kr.TenantID
+		v.mu.Unlock()
+	}
+}
+
+// Authenticate returns the tenant that owns apiKey, or ErrUnknownKey. It does not
+// check the tenant's status; callers decide what a suspended tenant may do.
+func (v *View) Authenticate(ctx context.Context, apiKey []byte) (Tenant, error) {
+	h := HashKey(apiKey)
+	v.mu.RLock()
+	id, ok := v.keys[h]
+	t, tok := v.tenants[id]
+	v.mu.RUnlock()
+	if ok && tok {
+		return t, nil
+	}
+	// A key or tenant the watch has not delivered yet, or a key that does not exist:
+	// one direct read settles it.
+	return lookup(ctx, v.kv, h)
+}
+
+// Tenant returns the view's record of tenantID.
+func (v *View) Tenant(tenantID string) (Tenant, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	t, ok := v.tenants[tenantID]
+	return t, ok
+}
