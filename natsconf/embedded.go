@@ -18,6 +18,12 @@ type EmbeddedOptions struct {
 	StoreDir string
 	// Domain is the JetStream domain (empty for none).
 	Domain string
+	// Users, when set, turns on authentication: each component connects as its own user
+	// (see Users and Permissions).
+	Users []*server.User
+	// NoAuthUser is the user a client without credentials is taken as (for the nats CLI
+	// of a local `up`); empty means such clients are refused when Users is set.
+	NoAuthUser string
 }
 
 // StartEmbedded starts an in-process NATS server with JetStream enabled and waits
@@ -49,6 +55,8 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		NoLog:                 true,
 		MaxPayload:            1 << 20,
 		DisableShortFirstPing: true,
+		Users:                 o.Users,
+		NoAuthUser:            o.NoAuthUser,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -1,0 +1,54 @@
+# edgehook. `make run` starts everything on embedded defaults; `make test` runs every test.
+GO ?= go
+BIN := $(CURDIR)/bin
+NATS_SERVER_VERSION := v2.15.2
+NATSCLI_VERSION := v0.5.0
+FUZZTIME ?= 10s
+export PATH := $(BIN):$(PATH)
+
+.PHONY: all build run test tools unit fuzz vet bench clean
+
+all: build
+
+## build: compile bin/edgehook
+build:
+	$(GO) build -o $(BIN)/edgehook ./cmd/edgehook
+
+## run: start the whole system (`edgehook up`) on its embedded defaults
+run: build
+	$(BIN)/edgehook up
+
+## tools: install the pinned nats-server and nats CLI into bin/, and the npm test packages
+tools: $(BIN)/.nats-server-$(NATS_SERVER_VERSION) $(BIN)/.nats-$(NATSCLI_VERSION) node_modules/.installed
+
+$(BIN)/.nats-server-$(NATS_SERVER_VERSION):
+	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+	touch $@
+
+$(BIN)/.nats-$(NATSCLI_VERSION):
+	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## test: vet, every test, and a short run of each fuzz target
+test: tools vet unit fuzz
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 15m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzIngestBody$$' -fuzztime $(FUZZTIME) ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./webhook
+
+## bench: the go benchmarks of the hot paths
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./gateway ./worker ./receiver ./webhook
+
+clean:
+	rm -rf $(BIN) node_modules
