@@ -15,15 +15,13 @@ import (
 // SecretPrefix starts every signing secret's text form.
 const SecretPrefix = "whsec_"
 
-// SecretBytes is the length of a newly generated signing key.
+// SecretBytes is the length of a newly generated signing key (the Standard Webhooks
+// recommendation is at least 24).
 const SecretBytes = 32
 
-// minSecretBytes is the shortest key ParseSecret accepts.
-const minSecretBytes = 24
-
-// ErrBadSecret is returned for a secret that is not "whsec_" + base64 of a long
-// enough key. The error never contains the secret.
-var ErrBadSecret = errors.New("webhook: secret must be whsec_ followed by base64 of at least 24 bytes")
+// ErrBadSecret is returned for a secret that is not "whsec_" + base64 of a non-empty
+// key. The error never contains the secret.
+var ErrBadSecret = errors.New("webhook: secret must be whsec_ followed by base64 of a non-empty key")
 
 // Secret is a signing key. Its String, LogValue and MarshalJSON print REDACTED, so a
 // secret cannot leak through a log line, an error or a JSON encoding by accident;
@@ -41,14 +39,16 @@ func NewSecret() (Secret, error) {
 	return Secret{key: key}, nil
 }
 
-// ParseSecret parses the text form "whsec_<base64>".
+// ParseSecret parses the text form "whsec_<base64>". Like the Standard Webhooks
+// libraries it accepts a key of any non-empty length, so a Go program can verify
+// webhooks from any sender; the length rule is for generating keys (NewSecret).
 func ParseSecret(s string) (Secret, error) {
 	b64, ok := strings.CutPrefix(s, SecretPrefix)
 	if !ok {
 		return Secret{}, ErrBadSecret
 	}
 	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || len(key) < minSecretBytes {
+	if err != nil || len(key) == 0 {
 		return Secret{}, ErrBadSecret
 	}
 	return Secret{key: key}, nil

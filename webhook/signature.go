@@ -41,6 +41,7 @@ type Signer struct {
 	macs []hash.Hash
 	sum  [sha256.Size]byte
 	ts   [20]byte
+	pre  []byte // "<msgID>.<timestamp>.", reused
 }
 
 // NewSigner returns a Signer for secrets, the current one first.
@@ -67,11 +68,9 @@ func (s *Signer) AppendSignature(dst []byte, msgID string, timestamp int64, body
 }
 
 func (s *Signer) sign(mac hash.Hash, msgID string, ts, body []byte) []byte {
+	s.pre = append(append(append(append(s.pre[:0], msgID...), '.'), ts...), '.')
 	mac.Reset()
-	mac.Write([]byte(msgID))
-	mac.Write([]byte{'.'})
-	mac.Write(ts)
-	mac.Write([]byte{'.'})
+	mac.Write(s.pre)
 	mac.Write(body)
 	return mac.Sum(s.sum[:0])
 }
@@ -84,7 +83,8 @@ func Sign(msgID string, timestamp time.Time, body []byte, secrets ...Secret) str
 
 // Verify checks a webhook's Standard Webhooks headers against body: the timestamp must
 // be within tolerance of now, and at least one v1 signature in signatureHeader must
-// match one of secrets. Comparison is constant-time.
+// match one of secrets. Comparison is constant-time. A negative tolerance counts as
+// zero.
 func Verify(msgID, timestamp, signatureHeader string, body []byte, now time.Time, tolerance time.Duration, secrets ...Secret) error {
 	if msgID == "" || timestamp == "" || signatureHeader == "" {
 		return ErrMissingHeaders
@@ -93,17 +93,19 @@ func Verify(msgID, timestamp, signatureHeader string, body []byte, now time.Time
 	if err != nil {
 		return ErrInvalidTimestamp
 	}
-	switch d := now.Unix() - ts; {
-	case d > int64(tolerance/time.Second):
+	// The distance is computed in uint64, which holds it exactly for any two int64s.
+	nowSec, tol := now.Unix(), uint64(max(tolerance/time.Second, 0))
+	switch {
+	case ts < nowSec && uint64(nowSec)-uint64(ts) > tol:
 		return ErrTimestampTooOld
-	case -d > int64(tolerance/time.Second):
+	case ts > nowSec && uint64(ts)-uint64(nowSec) > tol:
 		return ErrTimestampTooNew
 	}
 	if len(secrets) == 0 {
 		return ErrNoSecrets
 	}
 	signer := NewSigner(secrets...)
-	var want [64]byte
+	var want, got [64]byte // sigLen (44) fits; stack buffers keep the loop allocation-free
 	for _, mac := range signer.macs {
 		expected := base64.StdEncoding.AppendEncode(want[:0], signer.sign(mac, msgID, []byte(timestamp), body))
 		for sig := range strings.FieldsSeq(signatureHeader) {
@@ -111,7 +113,7 @@ func Verify(msgID, timestamp, signatureHeader string, body []byte, now time.Time
 			if !ok || version != "v1" || len(value) != sigLen {
 				continue
 			}
-			if hmac.Equal(expected, []byte(value)) {
+			if hmac.Equal(expected, got[:copy(got[:], value)]) {
 				return nil
 			}
 		}

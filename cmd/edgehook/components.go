@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/edgehook/edgehook/gateway"
+	"github.com/edgehook/edgehook/identity"
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/receiver"
+	"github.com/edgehook/edgehook/status"
+	"github.com/edgehook/edgehook/vault"
+	"github.com/edgehook/edgehook/worker"
+)
+
+// gatewayOptions are the settings of the gateway, in `gateway` and `up`.
+type gatewayOptions struct {
+	httpAddr     string
+	adminToken   string
+	maxBodyBytes int
+}
+
+func (o *gatewayOptions) register(s *settings) {
+	s.String(&o.httpAddr, "http-addr", "EDGEHOOK_HTTP_ADDR", "127.0.0.1:8080", "gateway listen address")
+	s.Secret(&o.adminToken, "admin-token", "EDGEHOOK_ADMIN_TOKEN", "admin API bearer token (the admin API is off without one; `up` generates one)")
+	s.Int(&o.maxBodyBytes, "max-body-bytes", "EDGEHOOK_MAX_BODY_BYTES", 256<<10, "largest accepted event body")
+}
+
+// stack runs a process's components together: the first to fail stops the others,
+// and the NATS connections close only after every component has returned, so a
+// draining worker can still ack and nak.
+type stack struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	g      *errgroup.Group
+	nats   natsOptions
+	log    *slog.Logger
+	conns  []*nats.Conn
+}
+
+func newStack(ctx context.Context, no natsOptions, log *slog.Logger) *stack {
+	ctx, cancel := context.WithCancel(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	return &stack{ctx: ctx, cancel: cancel, g: g, nats: no, log: log}
+}
+
+// connect opens a connection for one component.
+func (s *stack) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, js, err := s.nats.connect(name, s.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.conns = append(s.conns, nc)
+	return nc, js, nil
+}
+
+// wait returns the first component error (nil when all stopped because ctx ended),
+// then closes the connections.
+func (s *stack) wait() error {
+	err := s.g.Wait()
+	s.cancel()
+	for _, nc := range s.conns {
+		nc.Close()
+	}
+	return err
+}
+
+// abort stops whatever was started and returns err.
+func (s *stack) abort(err error) error {
+	s.cancel()
+	s.wait()
+	return err
+}
+
+// startGateway connects the gateway and its identity view and runs both. store may be
+// nil: then the admin API is off.
+func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prometheus.Registerer, gather prometheus.Gatherer) (*gateway.Server, error) {
+	ctx, log := s.ctx, s.log
+	_, js, err := s.connect(string(natsconf.Gateway))
+	if err != nil {
+		return nil, err
+	}
+	idKV, err := js.KeyValue(ctx, natsconf.BucketIdentity)
+	if err != nil {
+		return nil, fmt.Errorf("identity bucket (run `edgehook setup nats`): %w", err)
+	}
+	stKV, err := js.KeyValue(ctx, natsconf.BucketStatus)
+	if err != nil {
+		return nil, fmt.Errorf("status bucket (run `edgehook setup nats`): %w", err)
+	}
+	view := identity.NewView(idKV, log)
+	deps := gateway.Deps{
+		JS:         js,
+		View:       view,
+		Status:     status.NewStore(stKV),
+		Logger:     log.With("component", "gateway"),
+		Registerer: reg,
+		Gatherer:   gather,
+	}
+	cfg := gateway.Config{Addr: o.httpAddr, MaxBodyBytes: o.maxBodyBytes}
+	if o.adminToken != "" {
+		if store == nil {
+			return nil, usageError{fmt.Errorf("EDGEHOOK_ADMIN_TOKEN is set but VAULT_ADDR is not: the admin API writes webhook configuration to Vault")}
+		}
+		// The admin API writes identity as its own NATS user.
+		_, ajs, err := s.connect(string(natsconf.Admin))
+		if err != nil {
+			return nil, err
+		}
+		adminKV, err := ajs.KeyValue(ctx, natsconf.BucketIdentity)
+		if err != nil {
+			return nil, fmt.Errorf("identity bucket: %w", err)
+		}
+		cfg.AdminToken = o.adminToken
+		deps.Identity = identity.NewStore(adminKV)
+		deps.Configs = store
+	}
+	srv, err := gateway.New(cfg, deps)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	s.g.Go(func() error { return view.Run(ctx) })
+	s.g.Go(func() error { return srv.Run(ctx) })
+	return srv, nil
+}
+
+// startWorker connects a worker and runs it; it returns the worker's readiness.
+func (s *stack) startWorker(cfg worker.Config, configs vault.ConfigReader, reg prometheus.Registerer) (func() bool, error) {
+	ctx, log := s.ctx, s.log
+	nc, js, err := s.connect(string(natsconf.Worker))
+	if err != nil {
+		return nil, err
+	}
+	stKV, err := js.KeyValue(ctx, natsconf.BucketStatus)
+	if err != nil {
+		return nil, fmt.Errorf("status bucket (run `edgehook setup nats`): %w", err)
+	}
+	w, err := worker.New(cfg, worker.Deps{JS: js, Status: status.NewStore(stKV), Configs: configs, Logger: log.With("component", "worker"), Registerer: reg})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	s.g.Go(func() error { return w.Run(ctx) })
+	return func() bool { return w.Ready() && nc.IsConnected() }, nil
+}
+
+// startReceiver connects a receiver and runs it.
+func (s *stack) startReceiver(cfg receiver.Config, configs vault.ConfigReader, reg prometheus.Registerer, gather prometheus.Gatherer) error {
+	_, js, err := s.connect(string(natsconf.Receiver))
+	if err != nil {
+		return err
+	}
+	srv, err := receiver.New(cfg, receiver.Deps{JS: js, Configs: configs, Logger: s.log.With("component", "receiver"), Registerer: reg, Gatherer: gather})
+	if err != nil {
+		return usageError{err}
+	}
+	s.g.Go(func() error { return srv.Run(s.ctx) })
+	return nil
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/vault"
+	"github.com/edgehook/edgehook/worker"
+)
+
+// natsOptions says how a component reaches NATS.
+type natsOptions struct {
+	url      string
+	creds    string
+	user     string
+	password string
+	// passwords, set by `up`, gives each component its own user on the embedded server.
+	passwords map[natsconf.Component]string
+}
+
+func (o *natsOptions) register(s *settings) {
+	s.String(&o.url, "nats-url", "EDGEHOOK_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	s.String(&o.creds, "nats-creds", "EDGEHOOK_NATS_CREDS", "", "NATS credentials file of this component's user")
+	s.String(&o.user, "nats-user", "EDGEHOOK_NATS_USER", "", "NATS user of this component")
+	s.Secret(&o.password, "nats-password", "EDGEHOOK_NATS_PASSWORD", "NATS password of this component's user")
+}
+
+// connect opens a connection named after the component that reconnects forever, and
+// its JetStream context.
+func (o natsOptions) connect(name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{
+		nats.Name("edgehook-" + name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "component", name, "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "component", name, "url", nc.ConnectedUrlRedacted()) }),
+	}
+	switch pw, ok := o.passwords[natsconf.Component(name)]; {
+	case ok:
+		opts = append(opts, nats.UserInfo(name, pw))
+	case o.creds != "":
+		opts = append(opts, nats.UserCredentials(o.creds))
+	case o.user != "":
+		opts = append(opts, nats.UserInfo(o.user, o.password))
+	}
+	nc, err := nats.Connect(o.url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s (EDGEHOOK_NATS_URL): %w", o.url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// topologyOptions are the JetStream layout settings shared by `setup nats` and `up`.
+type topologyOptions struct {
+	natsconf.Topology
+}
+
+func (o *topologyOptions) register(s *settings) {
+	d := natsconf.DefaultTopology()
+	s.Int(&o.Replicas, "replicas", "EDGEHOOK_REPLICAS", d.Replicas, "replicas of every stream and bucket")
+	s.Duration(&o.Retention, "retention", "EDGEHOOK_RETENTION", d.Retention, "how long events, statuses and received webhooks are kept")
+	s.Duration(&o.DuplicateWindow, "duplicate-window", "EDGEHOOK_DUPLICATE_WINDOW", d.DuplicateWindow, "how long an Idempotency-Key is remembered")
+	s.Duration(&o.ReceivedDuplicateWindow, "received-duplicate-window", "EDGEHOOK_RECEIVED_DUPLICATE_WINDOW", d.ReceivedDuplicateWindow, "how long the receiver remembers a webhook-id")
+	s.Int(&o.MaxAckPending, "max-ack-pending", "EDGEHOOK_MAX_ACK_PENDING", d.MaxAckPending, "events in flight across all workers")
+	o.registerDelivery(s)
+}
+
+// registerDelivery registers the two settings the worker and the consumer must agree on.
+func (o *topologyOptions) registerDelivery(s *settings) {
+	d := natsconf.DefaultTopology()
+	s.Duration(&o.HTTPTimeout, "http-timeout", "EDGEHOOK_HTTP_TIMEOUT", d.HTTPTimeout, "total timeout of one delivery attempt (the consumer's AckWait is this plus 10s)")
+	s.Int(&o.MaxDeliver, "max-deliver", "EDGEHOOK_MAX_DELIVER", d.MaxDeliver, "delivery attempts before an event is dead-lettered")
+}
+
+// workerOptions are the delivery settings of `worker` and `up`.
+type workerOptions struct {
+	concurrency    int
+	retrySchedule  string
+	allowPrivate   bool
+	connectTimeout time.Duration
+	drainTimeout   time.Duration
+}
+
+func (o *workerOptions) register(s *settings, allowPrivateDefault bool) {
+	s.Int(&o.concurrency, "concurrency", "EDGEHOOK_CONCURRENCY", 256, "deliveries in flight in this worker")
+	s.String(&o.retrySchedule, "retry-schedule", "EDGEHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h", "delays after each failed attempt, comma-separated Go durations")
+	s.Bool(&o.allowPrivate, "allow-private-targets", "EDGEHOOK_ALLOW_PRIVATE_TARGETS", allowPrivateDefault, "allow webhook targets on loopback and private addresses")
+	s.Duration(&o.connectTimeout, "connect-timeout", "EDGEHOOK_CONNECT_TIMEOUT", 5*time.Second, "TCP connect timeout of a delivery")
+	s.Duration(&o.drainTimeout, "drain-timeout", "EDGEHOOK_DRAIN_TIMEOUT", 15*time.Second, "on shutdown, how long in-flight deliveries may finish")
+}
+
+// config builds the worker's config from the options and the delivery topology.
+func (o workerOptions) config(t natsconf.Topology) (worker.Config, error) {
+	schedule, err := worker.ParseRetrySchedule(o.retrySchedule)
+	if err != nil {
+		return worker.Config{}, usageError{err}
+	}
+	return worker.Config{
+		Concurrency:         o.concurrency,
+		HTTPTimeout:         t.HTTPTimeout,
+		ConnectTimeout:      o.connectTimeout,
+		RetrySchedule:       schedule,
+		MaxDeliver:          t.MaxDeliver,
+		AllowPrivateTargets: o.allowPrivate,
+		DrainTimeout:        o.drainTimeout,
+	}, nil
+}
+
+// vaultOptions say where webhook configuration lives.
+type vaultOptions struct {
+	addr     string
+	token    string
+	mount    string
+	prefix   string
+	cacheTTL time.Duration
+}
+
+func (o *vaultOptions) register(s *settings) {
+	s.String(&o.addr, "vault-addr", "VAULT_ADDR", "", "Vault address; webhook configuration and secrets live there")
+	s.Secret(&o.token, "vault-token", "VAULT_TOKEN", "Vault token")
+	s.String(&o.mount, "vault-mount", "EDGEHOOK_VAULT_MOUNT", "secret", "Vault KV v2 mount")
+	s.String(&o.prefix, "vault-prefix", "EDGEHOOK_VAULT_PREFIX", "edgehook/webhook-config", "path of webhook configs under the mount")
+	s.Duration(&o.cacheTTL, "config-cache-ttl", "EDGEHOOK_CONFIG_CACHE_TTL", 30*time.Second, "how long a tenant's webhook config is cached")
+}
+
+// store opens the Vault-backed store. It needs VAULT_ADDR.
+func (o vaultOptions) store() (vault.ConfigStore, error) {
+	if o.addr == "" {
+		return nil, usageError{fmt.Errorf("VAULT_ADDR is not set: this component reads webhook configuration from Vault")}
+	}
+	c, err := vault.NewClient(vault.ClientConfig{Address: o.addr, Token: o.token, Mount: o.mount, Prefix: o.prefix})
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	return c, nil
+}

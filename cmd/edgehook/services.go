@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/receiver"
+	"github.com/edgehook/edgehook/vault"
+)
+
+func runGateway(ctx context.Context, env *environment, args []string) error {
+	var (
+		no       natsOptions
+		gw       gatewayOptions
+		vo       vaultOptions
+		logLevel string
+	)
+	s := newSettings("gateway", env.getenv, env.stderr)
+	no.register(s)
+	gw.register(s)
+	vo.register(s)
+	s.String(&logLevel, "log-level", "EDGEHOOK_LOG_LEVEL", "info", "debug, info, warn or error")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(env.stderr, logLevel)
+	if err != nil {
+		return err
+	}
+	// The edge gateway holds no Vault token; only the admin role (an admin token) needs one.
+	var store vault.ConfigStore
+	if gw.adminToken != "" {
+		if store, err = vo.store(); err != nil {
+			return err
+		}
+	}
+	reg := newRegistry()
+	st := newStack(ctx, no, log)
+	if _, err := st.startGateway(gw, store, reg, reg); err != nil {
+		return st.abort(err)
+	}
+	log.Info("gateway started", "addr", gw.httpAddr, "admin", gw.adminToken != "")
+	return st.wait()
+}
+
+func runWorker(ctx context.Context, env *environment, args []string) error {
+	var (
+		no          natsOptions
+		topo        topologyOptions
+		wo          workerOptions
+		vo          vaultOptions
+		metricsAddr string
+		logLevel    string
+	)
+	s := newSettings("worker", env.getenv, env.stderr)
+	no.register(s)
+	topo.registerDelivery(s)
+	wo.register(s, false)
+	vo.register(s)
+	s.String(&metricsAddr, "metrics-addr", "EDGEHOOK_METRICS_ADDR", "127.0.0.1:9091", "where /healthz, /readyz and /metrics are served")
+	s.String(&logLevel, "log-level", "EDGEHOOK_LOG_LEVEL", "info", "debug, info, warn or error")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(env.stderr, logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := wo.config(topo.Topology)
+	if err != nil {
+		return err
+	}
+	store, err := vo.store()
+	if err != nil {
+		return err
+	}
+	reg := newRegistry()
+	cache := vault.NewCache(store, vault.CacheConfig{TTL: vo.cacheTTL}, reg)
+	st := newStack(ctx, no, log)
+	ready, err := st.startWorker(cfg, cache, reg)
+	if err != nil {
+		return st.abort(err)
+	}
+	st.g.Go(func() error { return serveOps(st.ctx, metricsAddr, reg, ready) })
+	log.Info("worker started", "concurrency", cfg.Concurrency, "metrics", metricsAddr)
+	return st.wait()
+}
+
+func runReceiver(ctx context.Context, env *environment, args []string) error {
+	var (
+		no       natsOptions
+		vo       vaultOptions
+		addr     string
+		logLevel string
+	)
+	s := newSettings("receiver", env.getenv, env.stderr)
+	no.register(s)
+	vo.register(s)
+	s.String(&addr, "receiver-addr", "EDGEHOOK_RECEIVER_ADDR", "127.0.0.1:8090", "receiver listen address")
+	s.String(&logLevel, "log-level", "EDGEHOOK_LOG_LEVEL", "info", "debug, info, warn or error")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(env.stderr, logLevel)
+	if err != nil {
+		return err
+	}
+	store, err := vo.store()
+	if err != nil {
+		return err
+	}
+	reg := newRegistry()
+	var gather prometheus.Gatherer = reg
+	cache := vault.NewCache(store, vault.CacheConfig{TTL: vo.cacheTTL}, reg)
+	st := newStack(ctx, no, log)
+	if err := st.startReceiver(receiver.Config{Addr: addr}, cache, reg, gather); err != nil {
+		return st.abort(err)
+	}
+	log.Info("receiver started", "addr", addr)
+	return st.wait()
+}
+
+func runSetup(ctx context.Context, env *environment, args []string) error {
+	if len(args) == 0 || args[0] != "nats" {
+		return usageError{fmt.Errorf("usage: edgehook setup nats [flags]")}
+	}
+	var (
+		no   natsOptions
+		topo topologyOptions
+	)
+	s := newSettings("setup nats", env.getenv, env.stderr)
+	no.register(s)
+	topo.register(s)
+	if err := s.parse(args[1:]); err != nil {
+		return err
+	}
+	if err := topo.Validate(); err != nil {
+		return usageError{err}
+	}
+	log, err := newLogger(env.stderr, "warn")
+	if err != nil {
+		return err
+	}
+	nc, js, err := no.connect("setup", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := natsconf.Setup(ctx, js, topo.Topology); err != nil {
+		return err
+	}
+	t := topo.Topology
+	fmt.Fprintf(env.stdout, "streams %s, %s; buckets %s, %s; consumer %s (AckWait %s, MaxDeliver %d): up to date\n",
+		natsconf.StreamEvents, natsconf.StreamReceived, natsconf.BucketIdentity, natsconf.BucketStatus,
+		natsconf.ConsumerDeliver, t.AckWait(), t.MaxDeliver)
+	return nil
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+const tenantUsage = `usage: edgehook tenant <action> [flags] [tenant-id]
+
+actions:
+  create --target-url URL [--plan free|pro|enterprise]   create a tenant; prints its API key and signing secret once
+  get ID                                                  show a tenant
+  update ID [--status active|suspended] [--plan P] [--target-url URL]
+  rotate-secret ID                                        make a new signing secret current; the old one stays valid for the rotation window`
+
+func runTenant(ctx context.Context, env *environment, args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(env.stderr, tenantUsage)
+		return usageError{errors.New("tenant: no action given")}
+	}
+	action := args[0]
+	var apiURL, token, targetURL, plan, status string
+	s := newSettings("tenant "+action, env.getenv, env.stderr)
+	s.String(&apiURL, "api-url", "EDGEHOOK_API_URL", "http://127.0.0.1:8080", "admin API base URL")
+	s.Secret(&token, "admin-token", "EDGEHOOK_ADMIN_TOKEN", "admin API bearer token")
+	switch action {
+	case "create":
+		s.String(&targetURL, "target-url", "", "", "where the tenant's webhooks are delivered")
+		s.String(&plan, "plan", "", "", "free, pro or enterprise (default free)")
+	case "update":
+		s.String(&targetURL, "target-url", "", "", "new target URL")
+		s.String(&plan, "plan", "", "", "new plan")
+		s.String(&status, "status", "", "", "active or suspended")
+	case "get", "rotate-secret":
+	default:
+		fmt.Fprintln(env.stderr, tenantUsage)
+		return usageError{fmt.Errorf("tenant: unknown action %q", action)}
+	}
+	if err := s.parse(args[1:]); err != nil {
+		return err
+	}
+	if token == "" {
+		return usageError{errors.New("tenant: EDGEHOOK_ADMIN_TOKEN (or --admin-token) is required")}
+	}
+	rest := s.fs.Args()
+	var id string
+	if action != "create" {
+		if len(rest) != 1 {
+			return usageError{fmt.Errorf("tenant %s: want exactly one tenant id", action)}
+		}
+		id = url.PathEscape(rest[0])
+	}
+
+	var method, path string
+	body := map[string]string{}
+	switch action {
+	case "create":
+		if targetURL == "" {
+			return usageError{errors.New("tenant create: --target-url is required")}
+		}
+		method, path = http.MethodPost, "/v1/tenants"
+		body["targetUrl"] = targetURL
+		if plan != "" {
+			body["plan"] = plan
+		}
+	case "get":
+		method, path, body = http.MethodGet, "/v1/tenants/"+id, nil
+	case "update":
+		method, path = http.MethodPatch, "/v1/tenants/"+id
+		for k, v := range map[string]string{"targetUrl": targetURL, "plan": plan, "status": status} {
+			if v != "" {
+				body[k] = v
+			}
+		}
+		if len(body) == 0 {
+			return usageError{errors.New("tenant update: nothing to change (--status, --plan or --target-url)")}
+		}
+	case "rotate-secret":
+		method, path, body = http.MethodPost, "/v1/tenants/"+id+"/rotate-secret", nil
+	}
+	return adminCall(ctx, env, method, strings.TrimRight(apiURL, "/")+path, token, body)
+}
+
+// adminCall sends one admin API request and prints the JSON answer; a non-2xx answer is
+// an error carrying the API's error message.
+func adminCall(ctx context.Context, env *environment, method, u, token string, body map[string]string) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return usageError{fmt.Errorf("admin API URL: %w", err)}
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API (EDGEHOOK_API_URL): %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("admin API: read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(out, &e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("admin API: %d %s: %s", resp.StatusCode, e.Error.Code, e.Error.Message)
+		}
+		return fmt.Errorf("admin API: %s", resp.Status)
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, out, "", "  ") != nil {
+		pretty.Reset()
+		pretty.Write(out)
+	}
+	pretty.WriteByte('\n')
+	_, err = env.stdout.Write(pretty.Bytes())
+	return err
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/receiver"
+	"github.com/edgehook/edgehook/vault"
+)
+
+// upOptions are the settings of `edgehook up`.
+type upOptions struct {
+	dataDir      string
+	httpAddr     string
+	receiverAddr string
+	natsAddr     string
+	adminToken   string
+	logLevel     string
+	topo         topologyOptions
+	worker       workerOptions
+	vault        vaultOptions
+	gateway      gatewayOptions
+}
+
+func runUp(ctx context.Context, env *environment, args []string) error {
+	var o upOptions
+	s := newSettings("up", env.getenv, env.stderr)
+	s.String(&o.dataDir, "data", "EDGEHOOK_DATA_DIR", "./data", "data directory (JetStream store, dev secret store)")
+	s.String(&o.natsAddr, "nats-addr", "EDGEHOOK_NATS_ADDR", "127.0.0.1:4222", "where the embedded NATS server listens (for the nats CLI)")
+	s.String(&o.receiverAddr, "receiver-addr", "EDGEHOOK_RECEIVER_ADDR", "127.0.0.1:8090", "receiver listen address")
+	s.String(&o.logLevel, "log-level", "EDGEHOOK_LOG_LEVEL", "info", "debug, info, warn or error")
+	o.gateway.register(s)
+	o.topo.register(s)
+	o.worker.register(s, true)
+	o.vault.register(s)
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(env.stderr, o.logLevel)
+	if err != nil {
+		return err
+	}
+	wcfg, err := o.worker.config(o.topo.Topology)
+	if err != nil {
+		return err
+	}
+	if err := o.topo.Validate(); err != nil {
+		return usageError{err}
+	}
+	generatedToken := false
+	if o.gateway.adminToken == "" {
+		o.gateway.adminToken, err = randomToken()
+		if err != nil {
+			return err
+		}
+		generatedToken = true
+	}
+
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s (EDGEHOOK_DATA_DIR): %w", o.dataDir, err)
+	}
+	// Each component connects as its own least-privilege user; a client without
+	// credentials (the nats CLI on this machine) is the unrestricted local operator.
+	natsURL := natsOptions{passwords: map[natsconf.Component]string{}}
+	for _, c := range natsconf.Components {
+		if natsURL.passwords[c], err = randomToken(); err != nil {
+			return err
+		}
+	}
+	ns, err := natsconf.StartEmbedded(natsconf.EmbeddedOptions{
+		Addr:       o.natsAddr,
+		StoreDir:   filepath.Join(o.dataDir, "jetstream"),
+		Users:      append(natsconf.Users(natsURL.passwords), &server.User{Username: localOperator}),
+		NoAuthUser: localOperator,
+	})
+	if err != nil {
+		return fmt.Errorf("embedded NATS on %s (EDGEHOOK_NATS_ADDR): %w", o.natsAddr, err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	natsURL.url = ns.ClientURL()
+	log.Info("embedded NATS started", "url", ns.ClientURL(), "store", filepath.Join(o.dataDir, "jetstream"))
+
+	setupNC, setupJS, err := natsURL.connect("setup", log)
+	if err != nil {
+		return err
+	}
+	err = natsconf.Setup(ctx, setupJS, o.topo.Topology)
+	setupNC.Close()
+	if err != nil {
+		return err
+	}
+
+	var store vault.ConfigStore
+	if o.vault.addr != "" {
+		if store, err = o.vault.store(); err != nil {
+			return err
+		}
+		log.Info("webhook configuration in Vault", "addr", o.vault.addr)
+	} else {
+		path := filepath.Join(o.dataDir, "dev-secrets.json")
+		if store, err = vault.OpenDevStore(path); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stderr, "\n*** WARNING: VAULT_ADDR is not set. Webhook secrets are kept in a plain file, %s.\n*** This is for local development only; set VAULT_ADDR and VAULT_TOKEN in production.\n\n", path)
+		log.Warn("using the embedded dev secret store; set VAULT_ADDR for production", "path", path)
+	}
+
+	st := newStack(ctx, natsURL, log)
+	procReg := newRegistry()
+	gwReg, wkReg, rcReg := prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry()
+	all := prometheus.Gatherers{procReg, gwReg, wkReg, rcReg}
+
+	if _, err := st.startGateway(o.gateway, store, gwReg, all); err != nil {
+		return st.abort(err)
+	}
+	cache := vault.NewCache(store, vault.CacheConfig{TTL: o.vault.cacheTTL}, wkReg)
+	if _, err := st.startWorker(wcfg, cache, wkReg); err != nil {
+		return st.abort(err)
+	}
+	if err := st.startReceiver(receiver.Config{Addr: o.receiverAddr}, cache, rcReg, all); err != nil {
+		return st.abort(err)
+	}
+	st.g.Go(func() error {
+		if waitListening(st.ctx, o.gateway.httpAddr) && waitListening(st.ctx, o.receiverAddr) {
+			printQuickStart(env, o, generatedToken)
+		}
+		return nil
+	})
+	return st.wait()
+}
+
+// localOperator is the embedded server's user for clients without credentials.
+const localOperator = "operator"
+
+// randomToken returns 32 random bytes, base64url.
+func randomToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate admin token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// waitListening waits up to 10s for addr to accept TCP connections.
+func waitListening(ctx context.Context, addr string) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// quickStart is the script `up` prints and README.md shows (with the default
+// addresses and "<the token up printed>"); a test runs it against a live system.
+const quickStart = `export EDGEHOOK_ADMIN_TOKEN={{token}}
+# 1. create a tenant whose webhooks go to the local receiver ({tenantId} is filled in)
+TENANT=$(curl -s -X POST http://{{api}}/v1/tenants -H "Authorization: Bearer $EDGEHOOK_ADMIN_TOKEN" \
+  -d '{"targetUrl":"http://{{receiver}}/webhooks/{tenantId}","plan":"free"}')
+echo "$TENANT"
+TENANT_ID=$(echo "$TENANT" | sed -E 's/.*"tenantId":"([^"]+)".*/\1/')
+API_KEY=$(echo "$TENANT" | sed -E 's/.*"apiKey":"([^"]+)".*/\1/')
+# 2. send an event
+EVENT_ID=$(curl -s -X POST http://{{api}}/v1/events -H "Authorization: Bearer $API_KEY" \
+  -d '{"type":"order.created","data":{"orderId":42}}' | sed -E 's/.*"eventId":"([^"]+)".*/\1/')
+# 3. see it delivered, and the verified copy the receiver put in the RECEIVED stream
+sleep 1; curl -s http://{{api}}/v1/events/$EVENT_ID -H "Authorization: Bearer $API_KEY"; echo
+bin/nats --server nats://{{nats}} stream get RECEIVED --last-for "received.$TENANT_ID"
+`
+
+// renderQuickStart fills in the quick-start script.
+func renderQuickStart(token, api, receiver, natsAddr string) string {
+	return strings.NewReplacer("{{token}}", token, "{{api}}", api, "{{receiver}}", receiver, "{{nats}}", natsAddr).Replace(quickStart)
+}
+
+func printQuickStart(env *environment, o upOptions, generatedToken bool) {
+	w := env.stdout
+	fmt.Fprintf(w, "\nedgehook is up.\n  gateway   http://%s\n  receiver  http://%s\n  nats      nats://%s\n\n",
+		o.gateway.httpAddr, o.receiverAddr, o.natsAddr)
+	if generatedToken {
+		fmt.Fprintf(w, "Admin token (generated; set EDGEHOOK_ADMIN_TOKEN to choose your own):\n  %s\n\n", o.gateway.adminToken)
+	}
+	fmt.Fprintf(w, "Quick start (paste into another shell):\n\n%s\n",
+		renderQuickStart(o.gateway.adminToken, o.gateway.httpAddr, o.receiverAddr, o.natsAddr))
+}

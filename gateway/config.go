@@ -1,0 +1,142 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgehook/edgehook/identity"
+	"github.com/edgehook/edgehook/status"
+	"github.com/edgehook/edgehook/vault"
+)
+
+// Defaults applied by New to zero-valued Config fields.
+const (
+	DefaultMaxBodyBytes   = 256 << 10
+	DefaultPublishTimeout = 5 * time.Second
+	DefaultRotationWindow = 24 * time.Hour
+	DefaultStoreTimeout   = 10 * time.Second
+	DefaultDrainTimeout   = 10 * time.Second
+)
+
+// MinAdminTokenLen is the shortest admin token New accepts, so the admin API is never
+// guarded by a guessable password.
+const MinAdminTokenLen = 16
+
+// ErrInvalidConfig is wrapped by every error New returns for a Config or Deps that
+// cannot work; the message names the setting.
+var ErrInvalidConfig = errors.New("gateway: invalid configuration")
+
+// Config is the gateway's configuration. Zero values take the documented defaults.
+type Config struct {
+	// Addr is the listen address, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+	Addr string
+	// MaxBodyBytes is the largest accepted event body (default 256 KiB); larger
+	// bodies get 413.
+	MaxBodyBytes int
+	// PublishTimeout bounds the wait for the JetStream acks of one event (default 5s);
+	// on expiry the client gets 503.
+	PublishTimeout time.Duration
+	// AdminToken enables the admin API when non-empty (at least MinAdminTokenLen
+	// characters). It is compared in constant time and never logged.
+	AdminToken string
+	// RotationWindow is how long a rotated-out signing secret stays valid (default 24h).
+	RotationWindow time.Duration
+	// StoreTimeout bounds each identity, status or webhook-config store call made while
+	// serving one request (default 10s).
+	StoreTimeout time.Duration
+	// DrainTimeout bounds how long Run waits for in-flight requests after its context
+	// is cancelled (default 10s).
+	DrainTimeout time.Duration
+}
+
+// Deps are the gateway's collaborators. The gateway does not own them: it neither
+// runs the View nor closes the NATS connection.
+type Deps struct {
+	// JS publishes events and their queued status records. The gateway derives its
+	// own publisher on JS.Conn() (same domain or API prefix) whose async acks time
+	// out after Config.PublishTimeout.
+	JS jetstream.JetStream
+	// View authenticates API keys in memory; the caller runs View.Run.
+	View *identity.View
+	// Identity writes tenant records; required when the admin API is enabled.
+	Identity *identity.Store
+	// Status reads the event status records tenants ask for.
+	Status *status.Store
+	// Configs reads and writes webhook configuration. Required when the admin API is
+	// enabled; when nil, PATCH /v1/tenant answers 404 and GET /v1/tenant omits
+	// targetUrl.
+	Configs vault.ConfigStore
+	// Logger receives structured logs (default: discarded).
+	Logger *slog.Logger
+	// Registerer is where the gateway registers its metrics.
+	Registerer prometheus.Registerer
+	// Gatherer is what GET /metrics serves.
+	Gatherer prometheus.Gatherer
+}
+
+// withDefaults returns cfg with zero fields set to their defaults, or an error naming
+// the first setting that cannot work.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Addr == "" {
+		return cfg, fmt.Errorf("%w: Addr must be set (host:port)", ErrInvalidConfig)
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return cfg, fmt.Errorf("%w: MaxBodyBytes must be positive, got %d", ErrInvalidConfig, cfg.MaxBodyBytes)
+	}
+	var err error
+	if cfg.PublishTimeout, err = positiveDuration("PublishTimeout", cfg.PublishTimeout, DefaultPublishTimeout); err != nil {
+		return cfg, err
+	}
+	if cfg.RotationWindow, err = positiveDuration("RotationWindow", cfg.RotationWindow, DefaultRotationWindow); err != nil {
+		return cfg, err
+	}
+	if cfg.StoreTimeout, err = positiveDuration("StoreTimeout", cfg.StoreTimeout, DefaultStoreTimeout); err != nil {
+		return cfg, err
+	}
+	if cfg.DrainTimeout, err = positiveDuration("DrainTimeout", cfg.DrainTimeout, DefaultDrainTimeout); err != nil {
+		return cfg, err
+	}
+	if cfg.AdminToken != "" && len(cfg.AdminToken) < MinAdminTokenLen {
+		return cfg, fmt.Errorf("%w: AdminToken must be at least %d characters", ErrInvalidConfig, MinAdminTokenLen)
+	}
+	return cfg, nil
+}
+
+func positiveDuration(name string, d, def time.Duration) (time.Duration, error) {
+	switch {
+	case d == 0:
+		return def, nil
+	case d < 0:
+		return d, fmt.Errorf("%w: %s must be positive, got %s", ErrInvalidConfig, name, d)
+	}
+	return d, nil
+}
+
+// validate checks that every dependency the configuration needs is present.
+func (d Deps) validate(adminEnabled bool) error {
+	switch {
+	case d.JS == nil:
+		return fmt.Errorf("%w: Deps.JS is required", ErrInvalidConfig)
+	case d.View == nil:
+		return fmt.Errorf("%w: Deps.View is required", ErrInvalidConfig)
+	case d.Status == nil:
+		return fmt.Errorf("%w: Deps.Status is required", ErrInvalidConfig)
+	case d.Registerer == nil:
+		return fmt.Errorf("%w: Deps.Registerer is required", ErrInvalidConfig)
+	case d.Gatherer == nil:
+		return fmt.Errorf("%w: Deps.Gatherer is required", ErrInvalidConfig)
+	case adminEnabled && d.Identity == nil:
+		return fmt.Errorf("%w: Deps.Identity is required when AdminToken is set", ErrInvalidConfig)
+	case adminEnabled && d.Configs == nil:
+		return fmt.Errorf("%w: Deps.Configs is required when AdminToken is set", ErrInvalidConfig)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
+
+	"github.com/edgehook/edgehook/identity"
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/status"
+)
+
+// HeaderIdempotencyKey is the request header that makes ingest idempotent.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// HeaderIdempotentReplayed is set to "true" on a 202 answering a repeated
+// Idempotency-Key: the event was accepted before and is not stored again.
+const HeaderIdempotentReplayed = "Idempotent-Replayed"
+
+// MaxEventTypeLen is the longest accepted "type" field of an event.
+const MaxEventTypeLen = 256
+
+// EventIDPrefix starts every event id.
+const EventIDPrefix = "evt_"
+
+// ingest serves POST /v1/events: authenticate, validate, publish the event and its
+// queued status record together, and answer 202 once JetStream has acked the event.
+func (s *Server) ingest(ctx *fasthttp.RequestCtx, _ string) error {
+	t, err := s.authenticateActive(ctx)
+	if err != nil {
+		return err
+	}
+	body := ctx.PostBody()
+	if len(body) > s.cfg.MaxBodyBytes {
+		return s.tooLarge
+	}
+	idemKey := ctx.Request.Header.Peek(HeaderIdempotencyKey)
+	if len(idemKey) > 0 && !validIdempotencyKey(idemKey) {
+		return errBadIdempotencyKey
+	}
+	p := s.parsers.Get()
+	eventType, err := parseEvent(p, body)
+	s.parsers.Put(p)
+	if err != nil {
+		return err
+	}
+
+	var eventID, msgID string
+	if len(idemKey) > 0 {
+		eventID = idempotentEventID(t.TenantID, idemKey)
+		msgID = t.TenantID + ":" + string(idemKey)
+	} else {
+		eventID = EventIDPrefix + nuid.Next()
+	}
+	now := time.Now()
+	ev := eventMsg(t, eventID, eventType, msgID, body, now)
+	queued, err := status.QueuedMsg(status.Record{
+		EventID: eventID, TenantID: t.TenantID, Type: eventType, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
+	})
+	if err != nil {
+		return err
+	}
+
+	// Both messages go out before waiting, so the two acks cost one round trip. The
+	// publisher's async timeout (PublishTimeout) bounds both waits.
+	evAck, err := s.pub.PublishMsgAsync(ev)
+	if err != nil {
+		return s.publishFailed(t.TenantID, eventID, err)
+	}
+	stAck, stErr := s.pub.PublishMsgAsync(queued)
+	ack, err := awaitAck(evAck)
+	s.metrics.publish.Observe(time.Since(now).Seconds())
+	if err != nil {
+		return s.publishFailed(t.TenantID, eventID, err)
+	}
+	if stErr == nil {
+		_, stErr = awaitAck(stAck)
+	}
+	if stErr != nil && !status.IsAlreadyWritten(stErr) {
+		// The event is durable; the worker writes its status when it delivers.
+		s.log.Warn("queued status not recorded", "tenant", t.TenantID, "event", eventID, "error", stErr)
+	}
+
+	if ack.Duplicate {
+		ctx.Response.Header.Set(HeaderIdempotentReplayed, "true")
+	} else {
+		s.metrics.accepted.Inc()
+	}
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetContentType("application/json")
+	ctx.ResetBody()
+	ctx.WriteString(`{"eventId":"`)
+	ctx.WriteString(eventID)
+	ctx.WriteString(`","status":"queued"}`)
+	return nil
+}
+
+// eventMsg builds the EVENTS message of one event.
+func eventMsg(t identity.Tenant, eventID, eventType, msgID string, body []byte, now time.Time) *nats.Msg {
+	h := make(nats.Header, 5)
+	h[natsconf.HeaderEventID] = []string{eventID}
+	h[natsconf.HeaderTenant] = []string{t.TenantID}
+	h[natsconf.HeaderEventType] = []string{eventType}
+	h[natsconf.HeaderIngestTime] = []string{strconv.FormatInt(now.UnixNano(), 10)}
+	if msgID != "" {
+		h[jetstream.MsgIDHeader] = []string{msgID}
+	}
+	return &nats.Msg{
+		Subject: natsconf.EventSubject(t.TenantID),
+		Header:  h,
+		// fasthttp reuses the request buffer once the handler returns; the message may
+		// be re-sent by the client's retry on no-responders, so it owns a copy.
+		Data: append([]byte(nil), body...),
+	}
+}
+
+// awaitAck waits for a publish's ack or error; the publisher's async timeout
+// guarantees one of them arrives.
+func awaitAck(f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	}
+}
+
+func (s *Server) publishFailed(tenantID, eventID string, err error) error {
+	s.log.Warn("event publish failed", "tenant", tenantID, "event", eventID, "error", err)
+	return &unavailableError{what: "event store", err: err}
+}
+
+// parseEvent checks that body is exactly one JSON object and returns its top-level
+// "type" string ("" when absent). p is reused; the result does not reference it.
+func parseEvent(p *fastjson.Parser, body []byte) (string, error) {
+	if len(body) == 0 {
+		return "", errEmptyBody
+	}
+	// Parse first: it bounds nesting depth, which the strict validator below does not.
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		return "", newAPIError(fasthttp.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON: "+err.Error())
+	}
+	if v.Type() != fastjson.TypeObject {
+		return "", errNotObject
+	}
+	// The parser unescapes strings lazily; the validator checks every escape and
+	// control character, so only RFC 8259 JSON gets through.
+	if err := fastjson.ValidateBytes(body); err != nil {
+		return "", newAPIError(fasthttp.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON: "+err.Error())
+	}
+	tv := v.Get("type")
+	if tv == nil {
+		return "", nil
+	}
+	tb, err := tv.StringBytes()
+	if err != nil || !validEventType(tb) {
+		return "", errBadType
+	}
+	return string(tb), nil
+}
+
+// validEventType reports whether b fits a NATS header value: at most MaxEventTypeLen
+// bytes and no control characters.
+func validEventType(b []byte) bool {
+	if len(b) > MaxEventTypeLen {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validIdempotencyKey reports whether k is 1-255 printable ASCII characters.
+func validIdempotencyKey(k []byte) bool {
+	if len(k) == 0 || len(k) > 255 {
+		return false
+	}
+	for _, c := range k {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// idempotentEventID derives the event id of tenantID's Idempotency-Key key, so a
+// repeated request gets the same id.
+func idempotentEventID(tenantID string, key []byte) string {
+	h := sha256.New()
+	h.Write([]byte(tenantID))
+	h.Write([]byte{0})
+	h.Write(key)
+	var sum [sha256.Size]byte
+	return EventIDPrefix + hex.EncodeToString(h.Sum(sum[:0])[:16])
+}

@@ -1,0 +1,209 @@
+// Package gateway is edgehook's HTTP front door: a fasthttp server that authenticates
+// tenants by API key against an in-memory identity view, accepts events and answers 202
+// only once JetStream has stored them, lets tenants read their own event status, and
+// (when an admin token is configured) serves the tenant admin API.
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"github.com/valyala/fastjson"
+)
+
+// bodySlack is how far above MaxBodyBytes fasthttp still reads a body, so a client a
+// little over the limit gets the gateway's own 413 on a connection that stays open.
+const bodySlack = 64 << 10
+
+// Server is the gateway. Create it with New, then call Run (or Serve).
+type Server struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	pub      jetstream.JetStream
+	metrics  *metrics
+	parsers  fastjson.ParserPool
+	routes   map[string]*route
+	adminKey [sha256.Size]byte
+	http     *fasthttp.Server
+	promh    fasthttp.RequestHandler
+	tooLarge *apiError
+
+	mu   sync.Mutex
+	addr string
+}
+
+// New validates cfg and deps, registers the metrics and returns a Server that is not
+// yet listening.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := deps.validate(cfg.AdminToken != ""); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	pub, err := newPublisher(deps.JS, cfg.PublishTimeout)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Logger.With("component", "gateway"),
+		pub:     pub,
+		metrics: m,
+		promh:   fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})),
+	}
+	s.tooLarge = newAPIError(fasthttp.StatusRequestEntityTooLarge, CodePayloadTooLarge,
+		fmt.Sprintf("request body exceeds the limit of %d bytes", cfg.MaxBodyBytes))
+	if cfg.AdminToken != "" {
+		s.adminKey = sha256.Sum256([]byte(cfg.AdminToken))
+	}
+	s.routes = s.buildRoutes()
+	s.http = &fasthttp.Server{
+		Handler:              s.Handler(),
+		ErrorHandler:         s.handleRequestError,
+		Name:                 "edgehook-gateway",
+		MaxRequestBodySize:   cfg.MaxBodyBytes + bodySlack,
+		ReadTimeout:          30 * time.Second,
+		WriteTimeout:         30 * time.Second,
+		IdleTimeout:          2 * time.Minute,
+		NoDefaultContentType: true,
+		CloseOnShutdown:      true,
+		Logger:               fasthttpLogger{s.log},
+	}
+	return s, nil
+}
+
+// newPublisher derives a JetStream context on js's connection (same domain or API
+// prefix) whose async publishes fail after timeout instead of waiting forever, so a
+// request never waits longer than the configured publish timeout.
+func newPublisher(js jetstream.JetStream, timeout time.Duration) (jetstream.JetStream, error) {
+	opts := js.Options()
+	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncTimeout(timeout)}
+	if opts.DefaultTimeout > 0 {
+		jsOpts = append(jsOpts, jetstream.WithDefaultTimeout(opts.DefaultTimeout))
+	}
+	var (
+		pub jetstream.JetStream
+		err error
+	)
+	switch {
+	case opts.Domain != "":
+		pub, err = jetstream.NewWithDomain(js.Conn(), opts.Domain, jsOpts...)
+	case opts.APIPrefix != "":
+		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), opts.APIPrefix, jsOpts...)
+	default:
+		pub, err = jetstream.New(js.Conn(), jsOpts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gateway: publisher: %w", err)
+	}
+	return pub, nil
+}
+
+// Handler returns the gateway's request handler, for serving it with a fasthttp.Server
+// of the caller's choosing (tests, benchmarks). Run and Serve add what a bare handler
+// cannot: the body-size cap with its JSON 413 for bodies far over the limit, timeouts
+// and the bounded drain.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.serveHTTP }
+
+// Run listens on Config.Addr and serves until ctx is cancelled, then stops accepting,
+// lets in-flight requests finish for at most Config.DrainTimeout and returns.
+func (s *Server) Run(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln (which it closes) until ctx is cancelled, with the same bounded
+// drain as Run.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	s.addr = ln.Addr().String()
+	s.mu.Unlock()
+	s.log.Info("gateway listening", "addr", s.addr, "admin_api", s.cfg.AdminToken != "")
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("gateway: serve: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	shutdownErr := s.http.ShutdownWithContext(dctx)
+	serveErr := <-errc
+	if shutdownErr != nil {
+		return fmt.Errorf("gateway: drain: %w", shutdownErr)
+	}
+	if serveErr != nil {
+		return fmt.Errorf("gateway: serve: %w", serveErr)
+	}
+	s.log.Info("gateway stopped")
+	return nil
+}
+
+// Addr returns the address the server listens on once Run or Serve has bound it
+// (useful with port 0), or "" before.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// handleRequestError answers requests fasthttp could not read: a JSON 413 for a body
+// over the limit, 408 for a read timeout, 400 otherwise. fasthttp closes the
+// connection afterwards.
+func (s *Server) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
+	var ae *apiError
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ae = s.tooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		ae = newAPIError(fasthttp.StatusRequestTimeout, CodeTimeout, "timed out reading the request")
+	default:
+		ae = badRequest("malformed HTTP request")
+	}
+	route, _ := s.match(ctx.Path())
+	label := routeUnmatched
+	if route != nil {
+		label = route.pattern
+	}
+	s.writeError(ctx, ae, label)
+	s.metrics.observeRequest(label, ae.Status)
+}
+
+// fasthttpLogger sends fasthttp's own (connection-level) messages to slog at debug
+// level; they carry no request data.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "source", "fasthttp")
+}

@@ -1,0 +1,301 @@
+package receiver_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/natsconf/natstest"
+	"github.com/edgehook/edgehook/receiver"
+	"github.com/edgehook/edgehook/vault"
+	"github.com/edgehook/edgehook/webhook"
+)
+
+// mapConfigs is a vault.ConfigReader backed by a map; err, when set, is returned for
+// every read, as an unreachable Vault would.
+type mapConfigs struct {
+	mu   sync.Mutex
+	cfgs map[string]vault.WebhookConfig
+	err  error
+}
+
+func (m *mapConfigs) WebhookConfig(_ context.Context, tenantID string) (vault.WebhookConfig, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return vault.WebhookConfig{}, m.err
+	}
+	c, ok := m.cfgs[tenantID]
+	if !ok {
+		return vault.WebhookConfig{}, fmt.Errorf("tenant %s: %w", tenantID, vault.ErrNotFound)
+	}
+	return c, nil
+}
+
+func (m *mapConfigs) put(c vault.WebhookConfig) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfgs[c.TenantID] = c
+}
+
+func (m *mapConfigs) fail(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.err = err
+}
+
+// syncBuffer is a log sink tests can read while the server writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is one receiver on a real embedded JetStream server.
+type env struct {
+	nats    *natstest.Server
+	js      jetstream.JetStream
+	configs *mapConfigs
+	srv     *receiver.Server
+	url     string // http://127.0.0.1:port
+	logs    *syncBuffer
+}
+
+func newSecret(t testing.TB) webhook.Secret {
+	t.Helper()
+	s, err := webhook.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// start runs a receiver with cfg (Addr defaults to a random loopback port) and stops
+// it when the test ends, failing the test if Run does not return cleanly.
+func start(t testing.TB, cfg receiver.Config) *env {
+	t.Helper()
+	ns := natstest.Start(t, nil)
+	e := &env{
+		nats:    ns,
+		js:      ns.JetStream(t),
+		configs: &mapConfigs{cfgs: map[string]vault.WebhookConfig{}},
+		logs:    &syncBuffer{},
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	srv, err := receiver.New(cfg, receiver.Deps{
+		JS:      e.js,
+		Configs: e.configs,
+		Logger:  slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatalf("receiver.New: %v", err)
+	}
+	e.srv = srv
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("Run did not return within 15s of cancel")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Addr() == "" {
+		select {
+		case err := <-done:
+			t.Fatalf("Run: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("receiver did not bind within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.url = "http://" + srv.Addr()
+	return e
+}
+
+// tenant registers a tenant whose configuration holds current plus previous.
+func (e *env) tenant(id string, current webhook.Secret, previous ...vault.PreviousSecret) {
+	e.configs.put(vault.WebhookConfig{TenantID: id, TargetURL: "http://127.0.0.1:1/unused", Secret: current, Previous: previous})
+}
+
+// delivery is one webhook as a sender would POST it.
+type delivery struct {
+	tenant      string
+	id          string
+	timestamp   string
+	signature   string
+	body        []byte
+	contentType string
+}
+
+// signed returns a delivery of body to tenant with id, signed at ts with secrets.
+func signed(tenant, id string, ts time.Time, body []byte, secrets ...webhook.Secret) delivery {
+	return delivery{
+		tenant:      tenant,
+		id:          id,
+		timestamp:   strconv.FormatInt(ts.Unix(), 10),
+		signature:   webhook.Sign(id, ts, body, secrets...),
+		body:        body,
+		contentType: "application/json",
+	}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (e *env) do(t testing.TB, method, path string, body []byte, header map[string]string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+// send POSTs d to /webhooks/{tenant}; empty header fields are left out.
+func (e *env) send(t testing.TB, d delivery) response {
+	t.Helper()
+	h := map[string]string{}
+	for k, v := range map[string]string{
+		"webhook-id": d.id, "webhook-timestamp": d.timestamp, "webhook-signature": d.signature,
+		"Content-Type": d.contentType,
+	} {
+		if v != "" {
+			h[k] = v
+		}
+	}
+	return e.do(t, http.MethodPost, "/webhooks/"+d.tenant, d.body, h)
+}
+
+// receivedCount is the number of messages in RECEIVED.
+func (e *env) receivedCount(t testing.TB) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := e.js.Stream(ctx, natsconf.StreamReceived)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// lastReceived returns the last message RECEIVED holds for tenant.
+func (e *env) lastReceived(t testing.TB, tenant string) *jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := e.js.Stream(ctx, natsconf.StreamReceived)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, natsconf.ReceivedSubject(tenant))
+	if err != nil {
+		t.Fatalf("RECEIVED has no message for %s: %v", tenant, err)
+	}
+	return m
+}
+
+// metric returns the value of the series whose text form (name{labels}) starts with
+// series on /metrics, or -1 when it is absent.
+func (e *env) metric(t testing.TB, series string) float64 {
+	t.Helper()
+	res := e.do(t, http.MethodGet, "/metrics", nil, nil)
+	if res.status != http.StatusOK {
+		t.Fatalf("/metrics: %d", res.status)
+	}
+	sc := bufio.NewScanner(strings.NewReader(res.body))
+	for sc.Scan() {
+		line := sc.Text()
+		if name, value, ok := strings.Cut(line, " "); ok && name == series {
+			f, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// rawRequest writes raw to addr over TCP and returns everything the server answers
+// before it closes the connection.
+func rawRequest(t testing.TB, addr, raw string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(conn)
+	if err != nil && len(b) == 0 {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	return string(b)
+}
+
+// errorBody is the receiver's JSON error shape.
+func errorBody(code, message string) string {
+	return `{"error":{"code":"` + code + `","message":"` + message + `"}}`
+}
+
+var errVaultDown = errors.New("vault: connection refused")

@@ -1,0 +1,263 @@
+// Package receiver is edgehook's verifying webhook ingress: a fasthttp server that
+// accepts Standard Webhooks at POST /webhooks/{tenantId}, verifies them against the
+// tenant's active signing secrets, and publishes each verified webhook to the RECEIVED
+// stream for the consuming side, deduplicated on webhook-id by JetStream.
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgehook/edgehook/vault"
+	"github.com/edgehook/edgehook/webhook"
+)
+
+// Defaults applied by New to zero-valued Config fields.
+const (
+	DefaultAddr            = "127.0.0.1:8090"
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultPublishTimeout  = 5 * time.Second
+	DefaultConfigTimeout   = 5 * time.Second
+	DefaultReadTimeout     = 10 * time.Second
+	DefaultIdleTimeout     = 60 * time.Second
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Errors returned by New and Run.
+var (
+	// ErrConfig is wrapped by every error New returns for an unusable Config or Deps;
+	// the message names the setting.
+	ErrConfig = errors.New("receiver: invalid configuration")
+	// ErrAlreadyRunning is returned by a second call to Run.
+	ErrAlreadyRunning = errors.New("receiver: Run called twice")
+)
+
+// Config is the receiver's configuration. Zero fields take the defaults above.
+type Config struct {
+	// Addr is the host:port to listen on (port 0 picks a free port; see Server.Addr).
+	Addr string
+	// Tolerance is how far webhook-timestamp may be from the receiver's clock
+	// (default webhook.DefaultTolerance, 5 minutes).
+	Tolerance time.Duration
+	// MaxBodyBytes is the largest webhook body accepted; larger ones get 413.
+	MaxBodyBytes int
+	// PublishTimeout bounds the wait for the JetStream ack of one verified webhook;
+	// past it the sender gets 503 and retries.
+	PublishTimeout time.Duration
+	// ConfigTimeout bounds one read of a tenant's webhook configuration.
+	ConfigTimeout time.Duration
+	// ReadTimeout bounds reading one request (headers and body).
+	ReadTimeout time.Duration
+	// IdleTimeout is how long an idle keep-alive connection is kept open.
+	IdleTimeout time.Duration
+	// ShutdownTimeout bounds the drain of in-flight requests once Run's context ends.
+	ShutdownTimeout time.Duration
+}
+
+// withDefaults fills zero fields and validates the result, naming the bad setting.
+func (c Config) withDefaults() (Config, error) {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Tolerance == 0 {
+		c.Tolerance = webhook.DefaultTolerance
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&c.PublishTimeout, DefaultPublishTimeout},
+		{&c.ConfigTimeout, DefaultConfigTimeout},
+		{&c.ReadTimeout, DefaultReadTimeout},
+		{&c.IdleTimeout, DefaultIdleTimeout},
+		{&c.ShutdownTimeout, DefaultShutdownTimeout},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return c, fmt.Errorf("%w: Addr %q is not host:port: %w", ErrConfig, c.Addr, err)
+	}
+	switch {
+	case c.Tolerance < time.Second:
+		return c, fmt.Errorf("%w: Tolerance must be at least 1s, got %s", ErrConfig, c.Tolerance)
+	case c.MaxBodyBytes < 0:
+		return c, fmt.Errorf("%w: MaxBodyBytes must be positive, got %d", ErrConfig, c.MaxBodyBytes)
+	case c.PublishTimeout < 0:
+		return c, fmt.Errorf("%w: PublishTimeout must be positive, got %s", ErrConfig, c.PublishTimeout)
+	case c.ConfigTimeout < 0:
+		return c, fmt.Errorf("%w: ConfigTimeout must be positive, got %s", ErrConfig, c.ConfigTimeout)
+	case c.ReadTimeout < 0:
+		return c, fmt.Errorf("%w: ReadTimeout must be positive, got %s", ErrConfig, c.ReadTimeout)
+	case c.IdleTimeout < 0:
+		return c, fmt.Errorf("%w: IdleTimeout must be positive, got %s", ErrConfig, c.IdleTimeout)
+	case c.ShutdownTimeout < 0:
+		return c, fmt.Errorf("%w: ShutdownTimeout must be positive, got %s", ErrConfig, c.ShutdownTimeout)
+	}
+	return c, nil
+}
+
+// Deps are the receiver's collaborators.
+type Deps struct {
+	// JS publishes verified webhooks to RECEIVED (required).
+	JS jetstream.JetStream
+	// Configs reads tenants' webhook configuration; the caller caches it, since it is
+	// read once per webhook (required).
+	Configs vault.ConfigReader
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer gets the receiver's metrics and Gatherer serves /metrics. Both nil
+	// means a private registry for both; exactly one nil is an error.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+// Server is a running-or-ready receiver. Create it with New and start it with Run.
+type Server struct {
+	cfg     Config
+	js      jetstream.JetStream
+	configs vault.ConfigReader
+	log     *slog.Logger
+	metrics *metrics
+	errs    errorBodies
+	// decoy is a random secret no sender knows: webhooks for unknown tenants are
+	// verified against it, so they take the same path and get the same answer as a
+	// wrong signature for a real tenant.
+	decoy   []webhook.Secret
+	msgs    sync.Pool // *outMsg
+	handler fasthttp.RequestHandler
+	srv     *fasthttp.Server
+	addr    atomic.Pointer[string]
+	running atomic.Bool
+}
+
+// New validates cfg and deps and returns a Server ready to Run. It registers the
+// receiver's metrics on deps.Registerer.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if deps.JS == nil {
+		return nil, fmt.Errorf("%w: Deps.JS is required", ErrConfig)
+	}
+	if deps.Configs == nil {
+		return nil, fmt.Errorf("%w: Deps.Configs is required", ErrConfig)
+	}
+	switch {
+	case deps.Registerer == nil && deps.Gatherer == nil:
+		reg := prometheus.NewRegistry()
+		deps.Registerer, deps.Gatherer = reg, reg
+	case deps.Registerer == nil:
+		return nil, fmt.Errorf("%w: Deps.Registerer is required when Deps.Gatherer is set", ErrConfig)
+	case deps.Gatherer == nil:
+		return nil, fmt.Errorf("%w: Deps.Gatherer is required when Deps.Registerer is set", ErrConfig)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	decoy, err := webhook.NewSecret()
+	if err != nil {
+		return nil, fmt.Errorf("receiver: %w", err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		js:      deps.JS,
+		configs: deps.Configs,
+		log:     deps.Logger.With("component", "receiver"),
+		metrics: m,
+		errs:    newErrorBodies(cfg.MaxBodyBytes),
+		decoy:   []webhook.Secret{decoy},
+	}
+	s.msgs.New = newOutMsg
+	s.handler = s.newRouter(deps.Gatherer)
+	s.srv = &fasthttp.Server{
+		Handler:                      s.handler,
+		ErrorHandler:                 s.handleReadError,
+		Name:                         "edgehook-receiver",
+		MaxRequestBodySize:           cfg.MaxBodyBytes,
+		ReadTimeout:                  cfg.ReadTimeout,
+		WriteTimeout:                 cfg.ReadTimeout,
+		IdleTimeout:                  cfg.IdleTimeout,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		Logger:                       fasthttpLogger{s.log},
+	}
+	return s, nil
+}
+
+// Run listens on Config.Addr and serves until ctx is done, then stops accepting
+// connections and drains in-flight requests for at most Config.ShutdownTimeout. It
+// returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("receiver: listen on %s (Addr): %w", s.cfg.Addr, err)
+	}
+	addr := ln.Addr().String()
+	s.addr.Store(&addr)
+	s.log.Info("receiver listening", "addr", addr)
+
+	served := make(chan error, 1)
+	go func() { served <- s.srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("receiver: serve: %w", err)
+	case <-ctx.Done():
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	shutdownErr := s.srv.ShutdownWithContext(drainCtx)
+	if err := <-served; err != nil {
+		return fmt.Errorf("receiver: serve: %w", err)
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("receiver: drain after %s (ShutdownTimeout): %w", s.cfg.ShutdownTimeout, shutdownErr)
+	}
+	s.log.Info("receiver stopped")
+	return nil
+}
+
+// Handler returns the receiver's request handler (webhooks, health, readiness and
+// metrics), for embedding in another fasthttp server. Such a server should set
+// MaxRequestBodySize itself; only Run's server answers oversized bodies with the JSON
+// 413 error.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handler }
+
+// Addr returns the address Run is listening on (with the actual port when Config.Addr
+// asked for port 0), or "" before Run has bound it.
+func (s *Server) Addr() string {
+	if p := s.addr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// fasthttpLogger routes fasthttp's own messages (connection-level errors) to slog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn("http server", "detail", fmt.Sprintf(format, args...))
+}

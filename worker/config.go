@@ -1,0 +1,159 @@
+// Package worker delivers accepted events as signed webhooks: a JetStream pull consumer
+// on EVENTS with bounded concurrency that signs each event per Standard Webhooks, POSTs
+// it to the tenant's target through an SSRF-guarded HTTP client without following
+// redirects, acks on 2xx, terminates on 410, retries everything else on a schedule, and
+// records the outcome of each attempt in the status bucket.
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgehook/edgehook/status"
+	"github.com/edgehook/edgehook/vault"
+)
+
+// Defaults applied by New to zero-valued Config fields.
+const (
+	DefaultConcurrency    = 256
+	DefaultHTTPTimeout    = 10 * time.Second
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultMaxDeliver     = 8
+	DefaultMaxRetryAfter  = time.Hour
+	DefaultDrainTimeout   = 15 * time.Second
+	DefaultUserAgent      = "edgehook-webhooks/1"
+)
+
+// DefaultRetrySchedule returns the Standard Webhooks schedule: the delays after failed
+// attempts 1..7 (the first attempt is immediate).
+func DefaultRetrySchedule() []time.Duration {
+	return []time.Duration{
+		5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+		2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+	}
+}
+
+// ErrInvalidConfig is wrapped by every error New and Run return for a setting that
+// cannot work; the message names the setting.
+var ErrInvalidConfig = errors.New("worker: invalid configuration")
+
+// Config holds the worker's settings. Zero values take the defaults above.
+type Config struct {
+	// Concurrency is the most deliveries this worker has in flight (default 256).
+	Concurrency int
+	// HTTPTimeout bounds one delivery attempt from dial to response headers
+	// (default 10s). It must be less than the consumer's AckWait.
+	HTTPTimeout time.Duration
+	// ConnectTimeout bounds DNS resolution plus TCP connect (default 5s).
+	ConnectTimeout time.Duration
+	// RetrySchedule gives the delay after failed attempt n as
+	// RetrySchedule[min(n-1, len-1)], with ±10% jitter (default DefaultRetrySchedule).
+	RetrySchedule []time.Duration
+	// MaxDeliver is the number of attempts before an event is given up as failed
+	// (default 8). It must equal the consumer's MaxDeliver.
+	MaxDeliver int
+	// AllowPrivateTargets turns the SSRF guard off, allowing loopback, private and
+	// link-local targets. Only for local development and tests.
+	AllowPrivateTargets bool
+	// MaxRetryAfter caps a Retry-After honoured on 429 and 503 (default 1h).
+	MaxRetryAfter time.Duration
+	// DrainTimeout is how long Run waits for in-flight deliveries at shutdown before
+	// it naks them for redelivery (default 15s).
+	DrainTimeout time.Duration
+	// UserAgent is sent with every webhook (default DefaultUserAgent).
+	UserAgent string
+}
+
+// Deps are the worker's collaborators.
+type Deps struct {
+	// JS reaches the natsconf.ConsumerDeliver consumer on natsconf.StreamEvents.
+	JS jetstream.JetStream
+	// Status records each event's delivery state.
+	Status *status.Store
+	// Configs reads tenants' webhook configuration; it should be cached (vault.Cache),
+	// since it is called for every message.
+	Configs vault.ConfigReader
+	// Logger receives one line per failed attempt and terminal outcome (nil: discard).
+	Logger *slog.Logger
+	// Registerer receives the worker's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// withDefaults fills zero fields and validates the rest, naming the first bad setting.
+func (c Config) withDefaults() (Config, error) {
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.HTTPTimeout == 0 {
+		c.HTTPTimeout = DefaultHTTPTimeout
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.RetrySchedule == nil {
+		c.RetrySchedule = DefaultRetrySchedule()
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = DefaultMaxDeliver
+	}
+	if c.MaxRetryAfter == 0 {
+		c.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = DefaultUserAgent
+	}
+	switch {
+	case c.Concurrency < 1:
+		return c, fmt.Errorf("%w: Concurrency (EDGEHOOK_CONCURRENCY) must be at least 1, got %d", ErrInvalidConfig, c.Concurrency)
+	case c.HTTPTimeout < 0:
+		return c, fmt.Errorf("%w: HTTPTimeout (EDGEHOOK_HTTP_TIMEOUT) must be positive, got %s", ErrInvalidConfig, c.HTTPTimeout)
+	case c.ConnectTimeout < 0:
+		return c, fmt.Errorf("%w: ConnectTimeout (EDGEHOOK_CONNECT_TIMEOUT) must be positive, got %s", ErrInvalidConfig, c.ConnectTimeout)
+	case len(c.RetrySchedule) == 0:
+		return c, fmt.Errorf("%w: RetrySchedule (EDGEHOOK_RETRY_SCHEDULE) is empty", ErrInvalidConfig)
+	case c.MaxDeliver < 1:
+		return c, fmt.Errorf("%w: MaxDeliver (EDGEHOOK_MAX_DELIVER) must be at least 1, got %d", ErrInvalidConfig, c.MaxDeliver)
+	case c.MaxRetryAfter < 0:
+		return c, fmt.Errorf("%w: MaxRetryAfter must not be negative, got %s", ErrInvalidConfig, c.MaxRetryAfter)
+	case c.DrainTimeout < 0:
+		return c, fmt.Errorf("%w: DrainTimeout (EDGEHOOK_DRAIN_TIMEOUT) must not be negative, got %s", ErrInvalidConfig, c.DrainTimeout)
+	}
+	for i, d := range c.RetrySchedule {
+		if d < 0 {
+			return c, fmt.Errorf("%w: RetrySchedule (EDGEHOOK_RETRY_SCHEDULE) entry %d is negative: %s", ErrInvalidConfig, i+1, d)
+		}
+	}
+	return c, nil
+}
+
+// ParseRetrySchedule parses a comma-separated list of Go durations ("5s,5m,30m"), the
+// form of EDGEHOOK_RETRY_SCHEDULE. Entries must not be negative; the list must not be
+// empty. The error names EDGEHOOK_RETRY_SCHEDULE.
+func ParseRetrySchedule(s string) ([]time.Duration, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("%w: EDGEHOOK_RETRY_SCHEDULE is empty", ErrInvalidConfig)
+	}
+	parts := strings.Split(s, ",")
+	out := make([]time.Duration, 0, len(parts))
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		d, err := time.ParseDuration(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: EDGEHOOK_RETRY_SCHEDULE entry %d %q is not a duration (like 5s or 30m)", ErrInvalidConfig, i+1, p)
+		}
+		if d < 0 {
+			return nil, fmt.Errorf("%w: EDGEHOOK_RETRY_SCHEDULE entry %d %q is negative", ErrInvalidConfig, i+1, p)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

@@ -1,0 +1,329 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/status"
+	"github.com/edgehook/edgehook/vault"
+)
+
+// ErrConsumingStopped is returned by Run when the message iterator ended while the
+// context was still live (the consumer was deleted or the connection closed).
+var ErrConsumingStopped = errors.New("worker: consuming stopped")
+
+// Shutdown bounds beyond DrainTimeout: taking buffered messages back, and the final
+// flush that pushes shutdown naks to the server.
+const (
+	bufferedNakTimeout = 500 * time.Millisecond
+	flushTimeout       = 2 * time.Second
+)
+
+// Worker is a delivery worker. Create it with New and run it with Run; it is safe to
+// call Ready from any goroutine.
+type Worker struct {
+	cfg     Config
+	js      jetstream.JetStream
+	status  *status.Store
+	configs vault.ConfigReader
+	log     *slog.Logger
+	metrics *metrics
+	client  *fasthttp.Client
+
+	ready         atomic.Bool
+	progressEvery time.Duration // InProgress interval during long handling; 0 = never
+
+	mu      sync.Mutex
+	flights map[*flight]struct{}
+}
+
+// New validates cfg (naming the first bad setting, wrapped in ErrInvalidConfig) and
+// deps, registers the worker's metrics, and returns a Worker that does nothing until
+// Run. The checks that need the consumer (AckWait, MaxDeliver) happen in Run.
+func New(cfg Config, deps Deps) (*Worker, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case deps.JS == nil:
+		return nil, errors.New("worker: Deps.JS is required")
+	case deps.Status == nil:
+		return nil, errors.New("worker: Deps.Status is required")
+	case deps.Configs == nil:
+		return nil, errors.New("worker: Deps.Configs is required")
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{
+		cfg:     cfg,
+		js:      deps.JS,
+		status:  deps.Status,
+		configs: deps.Configs,
+		log:     log,
+		metrics: m,
+		client:  newHTTPClient(cfg, newDialGuard(cfg.AllowPrivateTargets, cfg.ConnectTimeout)),
+		flights: make(map[*flight]struct{}),
+	}, nil
+}
+
+// Ready reports whether the worker is consuming: true from the moment Run has
+// subscribed until its context is cancelled.
+func (w *Worker) Ready() bool { return w.ready.Load() }
+
+// Run checks the delivery consumer against the config (HTTPTimeout must be below its
+// AckWait, MaxDeliver must equal its MaxDeliver), then delivers events with at most
+// Concurrency in flight until ctx is cancelled. At shutdown it stops pulling, gives
+// back buffered events that were not started, waits up to DrainTimeout for in-flight
+// deliveries, naks those still running so they are redelivered, and returns nil. An
+// attempt abandoned this way may still finish in the background, bounded by
+// HTTPTimeout; its outcome is discarded. Run returns an error wrapping
+// ErrConsumingStopped if consuming ends while ctx is live. Call Run once.
+func (w *Worker) Run(ctx context.Context) error {
+	cons, err := w.js.Consumer(ctx, natsconf.StreamEvents, natsconf.ConsumerDeliver)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // shut down before consuming began
+		}
+		return fmt.Errorf("worker: consumer %s on stream %s (run `edgehook setup nats`): %w",
+			natsconf.ConsumerDeliver, natsconf.StreamEvents, err)
+	}
+	cc := cons.CachedInfo().Config
+	if err := w.checkConsumer(cc); err != nil {
+		return err
+	}
+	// One message's handling may take a config read, the attempt and a status write.
+	// If that can come near the AckWait, keep the message ours with InProgress.
+	if configReadTimeout+w.cfg.HTTPTimeout+statusWriteTimeout > cc.AckWait/2 {
+		w.progressEvery = cc.AckWait / 3
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("worker: subscribe: %w", err)
+	}
+
+	// In-flight work outlives ctx by up to DrainTimeout; workCtx ends it after that.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var (
+		wg      sync.WaitGroup
+		iterErr atomic.Pointer[error]
+	)
+	for range w.cfg.Concurrency {
+		wg.Go(func() {
+			if err := w.consume(ctx, workCtx, iter); err != nil {
+				iterErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	w.ready.Store(true)
+	w.log.Info("worker consuming", "concurrency", w.cfg.Concurrency, "ackWait", cc.AckWait,
+		"maxDeliver", cc.MaxDeliver, "allowPrivateTargets", w.cfg.AllowPrivateTargets)
+
+	select {
+	case <-ctx.Done():
+	case <-stopped:
+	}
+	w.ready.Store(false)
+	iter.Drain()
+	drain := time.NewTimer(w.cfg.DrainTimeout)
+	defer drain.Stop()
+	select {
+	case <-stopped:
+	case <-drain.C:
+		cancelWork()
+		n := w.nakInFlight()
+		// The delivery goroutines are still in their abandoned attempts, so nobody
+		// takes the buffered messages off the iterator: give them back from here.
+		n += w.nakBuffered(iter)
+		w.log.Warn("drain timeout: in-flight deliveries returned for redelivery", "count", n, "drainTimeout", w.cfg.DrainTimeout)
+	}
+	if err := w.js.Conn().FlushTimeout(flushTimeout); err != nil {
+		w.log.Warn("flush at shutdown failed; unsettled events are redelivered after the ack wait", "error", err)
+	}
+	if ctx.Err() == nil {
+		if p := iterErr.Load(); p != nil {
+			return fmt.Errorf("%w: %w", ErrConsumingStopped, *p)
+		}
+		return ErrConsumingStopped
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// checkConsumer verifies that the consumer's settings agree with the worker's.
+func (w *Worker) checkConsumer(cc jetstream.ConsumerConfig) error {
+	switch {
+	case cc.AckPolicy != jetstream.AckExplicitPolicy:
+		return fmt.Errorf("%w: consumer %s must use explicit acks, has %s", ErrInvalidConfig, natsconf.ConsumerDeliver, cc.AckPolicy)
+	case w.cfg.HTTPTimeout >= cc.AckWait:
+		return fmt.Errorf("%w: HTTPTimeout (EDGEHOOK_HTTP_TIMEOUT) %s must be less than the AckWait %s of consumer %s (run `edgehook setup nats` with the same timeout)",
+			ErrInvalidConfig, w.cfg.HTTPTimeout, cc.AckWait, natsconf.ConsumerDeliver)
+	case cc.MaxDeliver != w.cfg.MaxDeliver:
+		return fmt.Errorf("%w: MaxDeliver (EDGEHOOK_MAX_DELIVER) %d differs from MaxDeliver %d of consumer %s (run `edgehook setup nats` with the same value)",
+			ErrInvalidConfig, w.cfg.MaxDeliver, cc.MaxDeliver, natsconf.ConsumerDeliver)
+	}
+	return nil
+}
+
+// consume is one delivery goroutine: it takes the next message and handles it, until
+// the iterator is closed. Messages it receives after ctx ended were buffered, not
+// started, and go straight back. It returns the error that closed the iterator, if
+// any other than a normal close.
+func (w *Worker) consume(ctx, workCtx context.Context, iter jetstream.MessagesContext) error {
+	b := newAttemptBuffers()
+	var firstErr error
+	for {
+		msg, err := iter.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				if errors.Is(err, jetstream.ErrConnectionClosed) && firstErr == nil {
+					firstErr = err
+				}
+				return firstErr
+			}
+			// Terminal iterator errors (consumer deleted) stop the iterator; the next
+			// call reports it closed.
+			if firstErr == nil {
+				firstErr = err
+			}
+			w.log.Error("consuming failed", "error", err)
+			continue
+		}
+		if ctx.Err() != nil {
+			if err := msg.Nak(); err != nil {
+				w.log.Warn("nak at shutdown failed; the event is redelivered after the ack wait", "error", err)
+			}
+			continue
+		}
+		w.metrics.inFlight.Inc()
+		w.handle(workCtx, b, msg)
+		w.metrics.inFlight.Dec()
+	}
+}
+
+// nakBuffered naks the messages left in a drained iterator's buffer and returns how
+// many. It stops at the end of the buffer or after bufferedNakTimeout.
+func (w *Worker) nakBuffered(iter jetstream.MessagesContext) int {
+	n := 0
+	deadline := time.Now().Add(bufferedNakTimeout)
+	for time.Now().Before(deadline) {
+		msg, err := iter.Next(jetstream.NextMaxWait(time.Until(deadline)))
+		if err != nil {
+			break
+		}
+		if err := msg.Nak(); err != nil {
+			w.log.Warn("nak at shutdown failed; the event is redelivered after the ack wait", "error", err)
+		}
+		n++
+	}
+	return n
+}
+
+// flight is a message being handled. Exactly one of the handler (its outcome) and the
+// shutdown (a nak) settles it; the mutex also stops InProgress signals once settled.
+type flight struct {
+	msg      jetstream.Msg
+	mu       sync.Mutex
+	done     bool
+	progress *time.Timer
+	every    time.Duration
+}
+
+// settle applies ack to the message unless it is already settled. It reports whether
+// it did, and ack's error.
+func (f *flight) settle(ack func(jetstream.Msg) error) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		return false, nil
+	}
+	f.done = true
+	if f.progress != nil {
+		f.progress.Stop()
+	}
+	return true, ack(f.msg)
+}
+
+// isSettled reports whether the message has been settled.
+func (f *flight) isSettled() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done
+}
+
+// inProgress tells the server the message is still being worked on, then re-arms.
+func (f *flight) inProgress() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		return
+	}
+	_ = f.msg.InProgress() // best effort: a lost signal only risks a duplicate
+	f.progress.Reset(f.every)
+}
+
+// track registers msg as in flight and starts its InProgress signals if needed.
+func (w *Worker) track(msg jetstream.Msg) *flight {
+	f := &flight{msg: msg, every: w.progressEvery}
+	if f.every > 0 {
+		f.mu.Lock()
+		f.progress = time.AfterFunc(f.every, f.inProgress)
+		f.mu.Unlock()
+	}
+	w.mu.Lock()
+	w.flights[f] = struct{}{}
+	w.mu.Unlock()
+	return f
+}
+
+// untrack forgets f; it settles nothing.
+func (w *Worker) untrack(f *flight) {
+	f.mu.Lock()
+	if f.progress != nil {
+		f.progress.Stop()
+	}
+	f.mu.Unlock()
+	w.mu.Lock()
+	delete(w.flights, f)
+	w.mu.Unlock()
+}
+
+// nakInFlight naks every message still in flight, so the server redelivers it, and
+// returns how many it naked.
+func (w *Worker) nakInFlight() int {
+	w.mu.Lock()
+	fs := make([]*flight, 0, len(w.flights))
+	for f := range w.flights {
+		fs = append(fs, f)
+	}
+	w.mu.Unlock()
+	n := 0
+	for _, f := range fs {
+		settled, err := f.settle(jetstream.Msg.Nak)
+		if err != nil {
+			w.log.Warn("nak at shutdown failed; the event is redelivered after the ack wait", "error", err)
+		}
+		if settled {
+			n++
+		}
+	}
+	return n
+}
