@@ -3,6 +3,7 @@ module github.com/edgehook/edgehook
 go 1.26.8
 
 require (
+	github.com/HdrHistogram/hdrhistogram-go v1.3.0
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/nats-io/nats-server/v2 v2.15.2
