@@ -61,7 +61,7 @@ func newErrorBodies(maxBody int) errorBodies {
 		publishUnavailable: newAPIError(fasthttp.StatusServiceUnavailable, "unavailable",
 			"the webhook could not be stored; retry later"),
 		notReady: newAPIError(fasthttp.StatusServiceUnavailable, "not_ready",
-			"not connected to NATS"),
+			"not connected to NATS, or webhook configuration unreachable"),
 		notFound: newAPIError(fasthttp.StatusNotFound, "not_found",
 			"no such route"),
 		methodNotAllowed: newAPIError(fasthttp.StatusMethodNotAllowed, "method_not_allowed",

@@ -69,7 +69,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, metricsHandler fasthttp.Request
 		ctx.SetContentType(contentTypeJSON)
 		ctx.SetBodyString(`{"status":"ok"}`)
 	case routeReadyz:
-		if !s.js.Conn().IsConnected() {
+		if !s.js.Conn().IsConnected() || (s.ready != nil && !s.ready()) {
 			writeError(ctx, s.errs.notReady)
 			break
 		}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +85,8 @@ type env struct {
 	srv     *receiver.Server
 	url     string // http://127.0.0.1:port
 	logs    *syncBuffer
+	// configsReady is the extra readiness condition (the Vault client's, in production).
+	configsReady *atomic.Bool
 }
 
 func newSecret(t testing.TB) webhook.Secret {
@@ -101,11 +104,13 @@ func start(t testing.TB, cfg receiver.Config) *env {
 	t.Helper()
 	ns := natstest.Start(t, nil)
 	e := &env{
-		nats:    ns,
-		js:      ns.JetStream(t),
-		configs: &mapConfigs{cfgs: map[string]vault.WebhookConfig{}},
-		logs:    &syncBuffer{},
+		nats:         ns,
+		js:           ns.JetStream(t),
+		configs:      &mapConfigs{cfgs: map[string]vault.WebhookConfig{}},
+		logs:         &syncBuffer{},
+		configsReady: &atomic.Bool{},
 	}
+	e.configsReady.Store(true)
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
@@ -113,6 +118,7 @@ func start(t testing.TB, cfg receiver.Config) *env {
 		JS:      e.js,
 		Configs: e.configs,
 		Logger:  slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Ready:   e.configsReady.Load,
 	})
 	if err != nil {
 		t.Fatalf("receiver.New: %v", err)

@@ -124,6 +124,9 @@ type Deps struct {
 	// means a private registry for both; exactly one nil is an error.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// Ready, when set, is an extra readiness condition for /readyz (for example the
+	// Vault client holding a valid token).
+	Ready func() bool
 }
 
 // Server is a running-or-ready receiver. Create it with New and start it with Run.
@@ -131,6 +134,7 @@ type Server struct {
 	cfg     Config
 	js      jetstream.JetStream
 	configs vault.ConfigReader
+	ready   func() bool // extra readiness condition; nil means none
 	log     *slog.Logger
 	metrics *metrics
 	errs    errorBodies
@@ -182,6 +186,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg:     cfg,
 		js:      deps.JS,
 		configs: deps.Configs,
+		ready:   deps.Ready,
 		log:     deps.Logger.With("component", "receiver"),
 		metrics: m,
 		errs:    newErrorBodies(cfg.MaxBodyBytes),

@@ -247,7 +247,7 @@ func TestJetStreamUnavailable(t *testing.T) {
 			t.Errorf("got %d %s (Retry-After %q), want 503 %s with Retry-After", res.status, res.body, res.header.Get("Retry-After"), unavailable)
 		}
 		res = e.do(t, http.MethodGet, "/readyz", nil, nil)
-		if res.status != http.StatusServiceUnavailable || res.body != errorBody("not_ready", "not connected to NATS") {
+		if res.status != http.StatusServiceUnavailable || res.body != errorBody("not_ready", "not connected to NATS, or webhook configuration unreachable") {
 			t.Errorf("/readyz with NATS down: %d %s, want 503 not_ready", res.status, res.body)
 		}
 		if res := e.do(t, http.MethodGet, "/healthz", nil, nil); res.status != http.StatusOK {
@@ -421,5 +421,20 @@ func TestRunStopsWhenContextEnds(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + srv.Addr() + "/healthz"); err == nil {
 		t.Errorf("server still answers after Run returned")
+	}
+}
+
+func TestReadyzFollowsTheConfigStore(t *testing.T) {
+	e := start(t, receiver.Config{})
+	if res := e.do(t, http.MethodGet, "/readyz", nil, nil); res.status != http.StatusOK {
+		t.Fatalf("/readyz: %d %s, want 200", res.status, res.body)
+	}
+	e.configsReady.Store(false)
+	res := e.do(t, http.MethodGet, "/readyz", nil, nil)
+	if res.status != http.StatusServiceUnavailable || res.body != errorBody("not_ready", "not connected to NATS, or webhook configuration unreachable") {
+		t.Errorf("/readyz with the config store unreachable: %d %s, want 503 not_ready", res.status, res.body)
+	}
+	if res := e.do(t, http.MethodGet, "/healthz", nil, nil); res.status != http.StatusOK {
+		t.Errorf("/healthz: %d, want 200", res.status)
 	}
 }

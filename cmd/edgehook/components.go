@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,15 +22,17 @@ import (
 
 // gatewayOptions are the settings of the gateway, in `gateway` and `up`.
 type gatewayOptions struct {
-	httpAddr     string
-	adminToken   string
-	maxBodyBytes int
+	httpAddr       string
+	adminToken     string
+	maxBodyBytes   int
+	rotationWindow time.Duration
 }
 
 func (o *gatewayOptions) register(s *settings) {
 	s.String(&o.httpAddr, "http-addr", "EDGEHOOK_HTTP_ADDR", "127.0.0.1:8080", "gateway listen address")
 	s.Secret(&o.adminToken, "admin-token", "EDGEHOOK_ADMIN_TOKEN", "admin API bearer token (the admin API is off without one; `up` generates one)")
 	s.Int(&o.maxBodyBytes, "max-body-bytes", "EDGEHOOK_MAX_BODY_BYTES", 256<<10, "largest accepted event body")
+	s.Duration(&o.rotationWindow, "rotation-window", "EDGEHOOK_ROTATION_WINDOW", gateway.DefaultRotationWindow, "how long a rotated-out signing secret stays valid")
 }
 
 // stack runs a process's components together: the first to fail stops the others,
@@ -42,12 +45,15 @@ type stack struct {
 	nats   natsOptions
 	log    *slog.Logger
 	conns  []*nats.Conn
+	// configsReady reports whether webhook configuration can be read (the Vault
+	// client holds a valid token); always true for the dev store.
+	configsReady func() bool
 }
 
 func newStack(ctx context.Context, no natsOptions, log *slog.Logger) *stack {
 	ctx, cancel := context.WithCancel(ctx)
 	g, ctx := errgroup.WithContext(ctx)
-	return &stack{ctx: ctx, cancel: cancel, g: g, nats: no, log: log}
+	return &stack{ctx: ctx, cancel: cancel, g: g, nats: no, log: log, configsReady: func() bool { return true }}
 }
 
 // connect opens a connection for one component.
@@ -78,6 +84,13 @@ func (s *stack) abort(err error) error {
 	return err
 }
 
+// startVault runs the Vault client's login and token renewal, and makes readiness
+// follow it.
+func (s *stack) startVault(c *vault.Client) {
+	s.configsReady = c.Ready
+	s.g.Go(func() error { return c.Run(s.ctx) })
+}
+
 // startGateway connects the gateway and its identity view and runs both. store may be
 // nil: then the admin API is off.
 func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prometheus.Registerer, gather prometheus.Gatherer) (*gateway.Server, error) {
@@ -103,13 +116,13 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 		Registerer: reg,
 		Gatherer:   gather,
 	}
-	cfg := gateway.Config{Addr: o.httpAddr, MaxBodyBytes: o.maxBodyBytes}
+	cfg := gateway.Config{Addr: o.httpAddr, MaxBodyBytes: o.maxBodyBytes, RotationWindow: o.rotationWindow}
 	if o.adminToken != "" {
 		if store == nil {
 			return nil, usageError{fmt.Errorf("EDGEHOOK_ADMIN_TOKEN is set but VAULT_ADDR is not: the admin API writes webhook configuration to Vault")}
 		}
 		// The admin API writes identity as its own NATS user.
-		_, ajs, err := s.connect(string(natsconf.Admin))
+		anc, ajs, err := s.connect(string(natsconf.Admin))
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +132,7 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 		}
 		cfg.AdminToken = o.adminToken
 		deps.Identity = identity.NewStore(adminKV)
-		deps.Configs = store
+		deps.Configs = announcingStore{ConfigStore: store, nc: anc, log: log}
 	}
 	srv, err := gateway.New(cfg, deps)
 	if err != nil {
@@ -131,11 +144,14 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 }
 
 // startWorker connects a worker and runs it; it returns the worker's readiness.
-func (s *stack) startWorker(cfg worker.Config, configs vault.ConfigReader, reg prometheus.Registerer) (func() bool, error) {
+func (s *stack) startWorker(cfg worker.Config, configs *vault.Cache, reg prometheus.Registerer) (func() bool, error) {
 	ctx, log := s.ctx, s.log
 	nc, js, err := s.connect(string(natsconf.Worker))
 	if err != nil {
 		return nil, err
+	}
+	if err := followConfigChanges(nc, configs, log); err != nil {
+		return nil, fmt.Errorf("follow config changes: %w", err)
 	}
 	stKV, err := js.KeyValue(ctx, natsconf.BucketStatus)
 	if err != nil {
@@ -146,16 +162,22 @@ func (s *stack) startWorker(cfg worker.Config, configs vault.ConfigReader, reg p
 		return nil, usageError{err}
 	}
 	s.g.Go(func() error { return w.Run(ctx) })
-	return func() bool { return w.Ready() && nc.IsConnected() }, nil
+	return func() bool { return w.Ready() && nc.IsConnected() && s.configsReady() }, nil
 }
 
 // startReceiver connects a receiver and runs it.
-func (s *stack) startReceiver(cfg receiver.Config, configs vault.ConfigReader, reg prometheus.Registerer, gather prometheus.Gatherer) error {
-	_, js, err := s.connect(string(natsconf.Receiver))
+func (s *stack) startReceiver(cfg receiver.Config, configs *vault.Cache, reg prometheus.Registerer, gather prometheus.Gatherer) error {
+	nc, js, err := s.connect(string(natsconf.Receiver))
 	if err != nil {
 		return err
 	}
-	srv, err := receiver.New(cfg, receiver.Deps{JS: js, Configs: configs, Logger: s.log.With("component", "receiver"), Registerer: reg, Gatherer: gather})
+	if err := followConfigChanges(nc, configs, s.log); err != nil {
+		return fmt.Errorf("follow config changes: %w", err)
+	}
+	srv, err := receiver.New(cfg, receiver.Deps{
+		JS: js, Configs: configs, Logger: s.log.With("component", "receiver"),
+		Registerer: reg, Gatherer: gather, Ready: s.configsReady,
+	})
 	if err != nil {
 		return usageError{err}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -325,5 +326,58 @@ func TestQuickStartFromTheReadme(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("quick start output lacks %s:\n%s", want, out)
 		}
+	}
+}
+
+// TestTargetChangeIsUsedWithinOneSecond changes a tenant's target URL at the admin API;
+// the worker's cached config (TTL 30 s) is dropped by the change notice, so the next
+// event goes to the new target.
+func TestTargetChangeIsUsedWithinOneSecond(t *testing.T) {
+	sys := startUp(t, nil)
+	tn := sys.createTenant(t)
+	send := func() string {
+		var ack struct{ EventID string }
+		if code := call(t, "POST", "http://"+sys.api+"/v1/events", tn.APIKey, map[string]string{"type": "t"}, &ack); code != 202 {
+			t.Fatalf("ingest: %d", code)
+		}
+		return ack.EventID
+	}
+	waitStatus := func(id string) {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var st struct{ Status string }
+			call(t, "GET", "http://"+sys.api+"/v1/events/"+id, tn.APIKey, nil, &st)
+			if st.Status == "delivered" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("event %s: %s, want delivered", id, st.Status)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitStatus(send()) // the config is now cached
+
+	hits := make(chan string, 4)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits <- r.Header.Get("webhook-id")
+		w.WriteHeader(204)
+	}))
+	defer target.Close()
+	if code := call(t, "PATCH", "http://"+sys.api+"/v1/tenants/"+tn.TenantID, sys.adminToken, map[string]string{"targetUrl": target.URL + "/new"}, nil); code != 200 {
+		t.Fatalf("PATCH target: %d", code)
+	}
+	changed := time.Now()
+	id := send()
+	select {
+	case got := <-hits:
+		if got != id {
+			t.Errorf("new target got %s, want %s", got, id)
+		}
+		if d := time.Since(changed); d > time.Second {
+			t.Errorf("new target used after %s, want within 1s", d)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("event not delivered to the new target within 1s of the change")
 	}
 }

@@ -120,31 +120,51 @@ func (o workerOptions) config(t natsconf.Topology) (worker.Config, error) {
 	}, nil
 }
 
-// vaultOptions say where webhook configuration lives.
+// vaultOptions say where webhook configuration lives and how a component logs in to
+// Vault: a token, a token file (Nomad workload identity), or AppRole.
 type vaultOptions struct {
-	addr     string
-	token    string
-	mount    string
-	prefix   string
-	cacheTTL time.Duration
+	addr         string
+	token        string
+	tokenFile    string
+	roleID       string
+	secretID     string
+	secretIDFile string
+	appRoleMount string
+	mount        string
+	prefix       string
+	cacheTTL     time.Duration
 }
 
 func (o *vaultOptions) register(s *settings) {
 	s.String(&o.addr, "vault-addr", "VAULT_ADDR", "", "Vault address; webhook configuration and secrets live there")
 	s.Secret(&o.token, "vault-token", "VAULT_TOKEN", "Vault token")
-	s.String(&o.mount, "vault-mount", "EDGEHOOK_VAULT_MOUNT", "secret", "Vault KV v2 mount")
-	s.String(&o.prefix, "vault-prefix", "EDGEHOOK_VAULT_PREFIX", "edgehook/webhook-config", "path of webhook configs under the mount")
-	s.Duration(&o.cacheTTL, "config-cache-ttl", "EDGEHOOK_CONFIG_CACHE_TTL", 30*time.Second, "how long a tenant's webhook config is cached")
+	s.String(&o.tokenFile, "vault-token-file", "VAULT_TOKEN_FILE", "", "file holding the Vault token (Nomad workload identity); re-read when the token is no longer valid")
+	s.Secret(&o.roleID, "vault-role-id", "VAULT_ROLE_ID", "AppRole role id (AppRole login instead of a token)")
+	s.Secret(&o.secretID, "vault-secret-id", "VAULT_SECRET_ID", "AppRole secret id")
+	s.String(&o.secretIDFile, "vault-secret-id-file", "VAULT_SECRET_ID_FILE", "", "file holding the AppRole secret id, re-read at every login")
+	s.String(&o.appRoleMount, "vault-approle-mount", "EDGEHOOK_VAULT_APPROLE_MOUNT", vault.DefaultAppRoleMount, "path of the AppRole auth method")
+	s.String(&o.mount, "vault-mount", "EDGEHOOK_VAULT_MOUNT", vault.DefaultMount, "Vault KV v2 mount")
+	s.String(&o.prefix, "vault-prefix", "EDGEHOOK_VAULT_PREFIX", vault.DefaultPrefix, "path of webhook configs under the mount")
+	s.Duration(&o.cacheTTL, "config-cache-ttl", "EDGEHOOK_CONFIG_CACHE_TTL", 30*time.Second, "how long a tenant's webhook config is cached (changes made at the admin API are seen at once)")
 }
 
-// store opens the Vault-backed store. It needs VAULT_ADDR.
-func (o vaultOptions) store() (vault.ConfigStore, error) {
+// client opens the Vault client. It needs VAULT_ADDR. Readers that retry on their own
+// (worker, receiver) pass retry=false, so a Vault outage turns into a prompt nak.
+func (o vaultOptions) client(log *slog.Logger, retry bool) (*vault.Client, error) {
 	if o.addr == "" {
 		return nil, usageError{fmt.Errorf("VAULT_ADDR is not set: this component reads webhook configuration from Vault")}
 	}
-	c, err := vault.NewClient(vault.ClientConfig{Address: o.addr, Token: o.token, Mount: o.mount, Prefix: o.prefix})
+	cfg := vault.ClientConfig{
+		Address: o.addr, Token: o.token, TokenFile: o.tokenFile,
+		RoleID: o.roleID, SecretID: o.secretID, SecretIDFile: o.secretIDFile, AppRoleMount: o.appRoleMount,
+		Mount: o.mount, Prefix: o.prefix, Log: log,
+	}
+	if !retry {
+		cfg.MaxRetries = -1
+	}
+	c, err := vault.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
+		return nil, usageError{err}
 	}
 	return c, nil
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/receiver"
 	"github.com/edgehook/edgehook/vault"
@@ -32,14 +30,17 @@ func runGateway(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	// The edge gateway holds no Vault token; only the admin role (an admin token) needs one.
-	var store vault.ConfigStore
-	if gw.adminToken != "" {
-		if store, err = vo.store(); err != nil {
-			return err
-		}
-	}
 	reg := newRegistry()
 	st := newStack(ctx, no, log)
+	var store vault.ConfigStore
+	if gw.adminToken != "" {
+		client, err := vo.client(log, true)
+		if err != nil {
+			return err
+		}
+		st.startVault(client)
+		store = client
+	}
 	if _, err := st.startGateway(gw, store, reg, reg); err != nil {
 		return st.abort(err)
 	}
@@ -74,13 +75,14 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := vo.store()
+	client, err := vo.client(log, false)
 	if err != nil {
 		return err
 	}
 	reg := newRegistry()
-	cache := vault.NewCache(store, vault.CacheConfig{TTL: vo.cacheTTL}, reg)
+	cache := vault.NewCache(client, vault.CacheConfig{TTL: vo.cacheTTL}, reg)
 	st := newStack(ctx, no, log)
+	st.startVault(client)
 	ready, err := st.startWorker(cfg, cache, reg)
 	if err != nil {
 		return st.abort(err)
@@ -109,15 +111,15 @@ func runReceiver(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := vo.store()
+	client, err := vo.client(log, false)
 	if err != nil {
 		return err
 	}
 	reg := newRegistry()
-	var gather prometheus.Gatherer = reg
-	cache := vault.NewCache(store, vault.CacheConfig{TTL: vo.cacheTTL}, reg)
+	cache := vault.NewCache(client, vault.CacheConfig{TTL: vo.cacheTTL}, reg)
 	st := newStack(ctx, no, log)
-	if err := st.startReceiver(receiver.Config{Addr: addr}, cache, reg, gather); err != nil {
+	st.startVault(client)
+	if err := st.startReceiver(receiver.Config{Addr: addr}, cache, reg, reg); err != nil {
 		return st.abort(err)
 	}
 	log.Info("receiver started", "addr", addr)

@@ -101,22 +101,25 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 
+	st := newStack(ctx, natsURL, log)
 	var store vault.ConfigStore
 	if o.vault.addr != "" {
-		if store, err = o.vault.store(); err != nil {
-			return err
+		client, err := o.vault.client(log, true)
+		if err != nil {
+			return st.abort(err)
 		}
+		st.startVault(client)
+		store = client
 		log.Info("webhook configuration in Vault", "addr", o.vault.addr)
 	} else {
 		path := filepath.Join(o.dataDir, "dev-secrets.json")
 		if store, err = vault.OpenDevStore(path); err != nil {
-			return err
+			return st.abort(err)
 		}
 		fmt.Fprintf(env.stderr, "\n*** WARNING: VAULT_ADDR is not set. Webhook secrets are kept in a plain file, %s.\n*** This is for local development only; set VAULT_ADDR and VAULT_TOKEN in production.\n\n", path)
 		log.Warn("using the embedded dev secret store; set VAULT_ADDR for production", "path", path)
 	}
 
-	st := newStack(ctx, natsURL, log)
 	procReg := newRegistry()
 	gwReg, wkReg, rcReg := prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry()
 	all := prometheus.Gatherers{procReg, gwReg, wkReg, rcReg}
