@@ -367,20 +367,40 @@ func TestWorkerFollowsItsTokenFileAndAppRoleWithoutRestart(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(first), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	metrics := freeAddr(t)
 	startCommand(t, f.workerEnv(t, f.vault.Addr, 100, map[string]string{
 		"VAULT_TOKEN_FILE":          tokenFile,
 		"EDGEHOOK_RETRY_SCHEDULE":   "500ms",
 		"EDGEHOOK_CONFIG_CACHE_TTL": "100ms",
+		"EDGEHOOK_METRICS_ADDR":     metrics,
 	}), "worker")
 	publishEvents(t, js, f.tenant, 50)
 	f.waitDelivered(t, 50, 30*time.Second)
+	waitHTTP(t, "http://"+metrics+"/readyz")
 	if err := f.vault.Root().Auth().Token().RevokeTreeWithContext(context.Background(), first); err != nil {
 		t.Fatal(err)
+	}
+	// With its token revoked and no new one rendered, the worker is not ready.
+	time.Sleep(300 * time.Millisecond) // the config cached with the first token expires
+	publishEvents(t, js, "ten_other", 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + metrics + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("worker /readyz still 200 with a revoked token")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if err := os.WriteFile(tokenFile, []byte(f.vault.Token(t, vault.RoleWorker, 0)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the config cached with the first token expires
+	waitHTTP(t, "http://"+metrics+"/readyz")
 	for i := 0; i < 50; i++ {
 		m := nats.NewMsg(natsconf.EventSubject(f.tenant))
 		m.Header.Set(natsconf.HeaderEventID, fmt.Sprintf("evt_after_revoke_%d", i))
@@ -402,7 +422,7 @@ func TestWorkerFollowsItsTokenFileAndAppRoleWithoutRestart(t *testing.T) {
 		"EDGEHOOK_RETRY_SCHEDULE":      "500ms",
 		"EDGEHOOK_CONFIG_CACHE_TTL":    "100ms",
 	}), "worker")
-	deadline := time.Now().Add(8 * time.Second) // well past two token lifetimes
+	deadline = time.Now().Add(8 * time.Second) // well past two token lifetimes
 	batch := 0
 	for time.Now().Before(deadline) {
 		for i := 0; i < 10; i++ {
