@@ -6,7 +6,7 @@ NATSCLI_VERSION := v0.5.0
 FUZZTIME ?= 10s
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test tools unit fuzz vet bench clean
+.PHONY: all build run test test-vault tools unit fuzz vet bench clean
 
 all: build
 
@@ -41,6 +41,16 @@ vet:
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
+
+## test-vault: the Vault integration suite (client, auth, cache, policies, `setup vault`) against
+## the real Vault or OpenBao at VAULT_ADDR; VAULT_TOKEN (root or equivalent) is used only for
+## setup, and everything the tests create is unique to them and removed afterwards
+test-vault:
+	@if [ -z "$$VAULT_ADDR" ] || [ -z "$$VAULT_TOKEN" ]; then \
+		echo "test-vault: set VAULT_ADDR and VAULT_TOKEN (root or equivalent) to the Vault or OpenBao to test against" >&2; \
+		exit 2; \
+	fi
+	$(GO) test -count=1 ./vault/...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzIngestBody$$' -fuzztime $(FUZZTIME) ./gateway

@@ -127,8 +127,11 @@ func runReceiver(ctx context.Context, env *environment, args []string) error {
 }
 
 func runSetup(ctx context.Context, env *environment, args []string) error {
+	if len(args) > 0 && args[0] == "vault" {
+		return runSetupVault(ctx, env, args[1:])
+	}
 	if len(args) == 0 || args[0] != "nats" {
-		return usageError{fmt.Errorf("usage: edgehook setup nats [flags]")}
+		return usageError{fmt.Errorf("usage: edgehook setup nats|vault [flags]")}
 	}
 	var (
 		no   natsOptions

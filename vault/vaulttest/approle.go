@@ -11,9 +11,9 @@ import (
 // authMount is an enabled auth method.
 type authMount struct {
 	path, typ, accessor, uuid, description string
-	roles                                  map[string]*approleRole   // approle
-	jwtRoles                               map[string]map[string]any // jwt: stored only
-	jwtConfig                              map[string]any            // jwt: stored only
+	roles                                  map[string]*approleRole // approle
+	jwtRoles                               map[string]*jwtRole     // jwt
+	jwtConfig                              *jwtConfig              // jwt; nil until written
 }
 
 // approleRole is an AppRole role with its issued secret ids.
@@ -313,58 +313,4 @@ func (s *Server) appRoleLogin(m *authMount, r *request) response {
 		path:           "auth/" + m.path + "login",
 	})
 	return response{status: http.StatusOK, body: envelope(nil, s.authBlock(t, meta), "approle")}
-}
-
-// routeJWT stores the config and roles of a jwt auth method, so setup code can be
-// tested; vaulttest does not verify JWTs.
-func (s *Server) routeJWT(m *authMount, sub string) *route {
-	switch {
-	case sub == "config":
-		return &route{handler: func(r *request) response {
-			switch r.op {
-			case capRead:
-				if m.jwtConfig == nil {
-					return notFound()
-				}
-				return dataResponse(m.jwtConfig, "jwt")
-			case capUpdate:
-				m.jwtConfig = r.body
-				return noContent()
-			}
-			return unsupported()
-		}}
-	case sub == "role/" || sub == "role":
-		return &route{handler: func(r *request) response {
-			if r.op != capList {
-				return unsupported()
-			}
-			keys := slices.Sorted(maps.Keys(m.jwtRoles))
-			if len(keys) == 0 {
-				return notFound()
-			}
-			return dataResponse(map[string]any{"keys": keys}, "jwt")
-		}}
-	case strings.HasPrefix(sub, "role/"):
-		name := strings.ToLower(strings.TrimPrefix(sub, "role/"))
-		return &route{
-			exists: func() bool { return m.jwtRoles[name] != nil },
-			handler: func(r *request) response {
-				switch r.op {
-				case capRead:
-					if m.jwtRoles[name] == nil {
-						return notFound()
-					}
-					return dataResponse(m.jwtRoles[name], "jwt")
-				case capCreate, capUpdate:
-					m.jwtRoles[name] = r.body
-					return noContent()
-				case capDelete:
-					delete(m.jwtRoles, name)
-					return noContent()
-				}
-				return unsupported()
-			},
-		}
-	}
-	return nil
 }

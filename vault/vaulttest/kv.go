@@ -15,6 +15,9 @@ const kvDefaultMaxVersions = 10
 // kvStore is one KV v2 secrets engine.
 type kvStore struct {
 	keys map[string]*kvKey
+	// The engine's config (<mount>/config): defaults for keys that set none.
+	maxVersions int
+	casRequired bool
 }
 
 func newKVStore() *kvStore { return &kvStore{keys: map[string]*kvKey{}} }
@@ -41,11 +44,19 @@ type kvVersion struct {
 // routeKV serves <mount>/data/<key> and <mount>/metadata/<key> of KV v2 mounts.
 func (s *Server) routeKV(op, path string) *route {
 	m, rest := s.mountFor(path)
-	if m == nil || m.kv == nil {
+	if m == nil {
+		return nil
+	}
+	if m.kv1 != nil {
+		return s.routeKVv1(m, rest)
+	}
+	if m.kv == nil {
 		return nil
 	}
 	kv := m.kv
 	switch {
+	case rest == "config":
+		return &route{handler: func(r *request) response { return s.kvConfig(kv, r) }}
 	case strings.HasPrefix(rest, "data/"):
 		key := strings.TrimPrefix(rest, "data/")
 		if key == "" || strings.HasSuffix(key, "/") {
@@ -112,10 +123,10 @@ func (s *Server) kvData(kv *kvStore, key string, r *request) response {
 				if cas != cur {
 					return badRequest("check-and-set parameter did not match the current version")
 				}
-			} else if k != nil && k.casRequired {
+			} else if kv.casRequired || (k != nil && k.casRequired) {
 				return badRequest("check-and-set parameter required for this call")
 			}
-		} else if k != nil && k.casRequired {
+		} else if kv.casRequired || (k != nil && k.casRequired) {
 			return badRequest("check-and-set parameter required for this call")
 		}
 		now := s.now()
@@ -131,6 +142,9 @@ func (s *Server) kvData(kv *kvStore, key string, r *request) response {
 			k.oldest = k.current
 		}
 		maxV := k.maxVersions
+		if maxV == 0 {
+			maxV = kv.maxVersions
+		}
 		if maxV == 0 {
 			maxV = kvDefaultMaxVersions
 		}
@@ -255,5 +269,95 @@ func versionMetadata(k *kvKey, n int, v *kvVersion) map[string]any {
 		"deletion_time":   timeString(v.deleted),
 		"destroyed":       v.destroyed,
 		"version":         n,
+	}
+}
+
+// kvConfig serves <mount>/config of a KV v2 engine: the mount-wide max_versions and
+// cas_required that apply to keys which set none. delete_version_after is not
+// implemented and only its zero value is accepted.
+func (s *Server) kvConfig(kv *kvStore, r *request) response {
+	switch r.op {
+	case capRead:
+		return dataResponse(map[string]any{
+			"cas_required":         kv.casRequired,
+			"delete_version_after": "0s",
+			"max_versions":         kv.maxVersions,
+		}, "kv")
+	case capCreate, capUpdate:
+		n, setN, err := paramInt(r.body, "max_versions")
+		if err != nil || n < 0 {
+			return badRequest("max_versions must be a non-negative integer")
+		}
+		cas, setCAS, err := paramBool(r.body, "cas_required")
+		if err != nil {
+			return badRequest("%v", err)
+		}
+		if d, _, err := paramDuration(r.body, "delete_version_after"); err != nil || d != 0 {
+			return badRequest("vaulttest does not implement delete_version_after")
+		}
+		if setN {
+			kv.maxVersions = n
+		}
+		if setCAS {
+			kv.casRequired = cas
+		}
+		return noContent()
+	}
+	return unsupported()
+}
+
+// kvV1LeaseDuration is the lease_duration Vault reports on KV v1 reads (its default
+// lease TTL, 768h), a refresh hint rather than a real lease.
+const kvV1LeaseDuration = 768 * 60 * 60
+
+// routeKVv1 serves <mount>/<key> of a KV version 1 engine: unversioned secrets whose
+// whole request body is the secret.
+func (s *Server) routeKVv1(m *mount, key string) *route {
+	return &route{
+		exists: func() bool { return m.kv1[key] != nil },
+		handler: func(r *request) response {
+			switch r.op {
+			case capList:
+				var keys []string
+				for full := range m.kv1 {
+					rest, ok := strings.CutPrefix(full, key)
+					if !ok || rest == "" {
+						continue
+					}
+					if i := strings.Index(rest, "/"); i >= 0 {
+						rest = rest[:i+1]
+					}
+					if !slices.Contains(keys, rest) {
+						keys = append(keys, rest)
+					}
+				}
+				if len(keys) == 0 {
+					return notFound()
+				}
+				slices.Sort(keys)
+				return dataResponse(map[string]any{"keys": keys}, "kv")
+			case capRead:
+				data := m.kv1[key]
+				if key == "" || data == nil {
+					return notFound()
+				}
+				body := envelope(data, nil, "kv")
+				body["lease_duration"] = kvV1LeaseDuration
+				return response{status: http.StatusOK, body: body}
+			case capCreate, capUpdate:
+				if key == "" || strings.HasSuffix(key, "/") {
+					return unsupported()
+				}
+				if len(r.body) == 0 {
+					return badRequest("missing data fields")
+				}
+				m.kv1[key] = r.body
+				return noContent()
+			case capDelete:
+				delete(m.kv1, key)
+				return noContent()
+			}
+			return unsupported()
+		},
 	}
 }

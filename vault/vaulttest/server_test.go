@@ -2,10 +2,16 @@ package vaulttest
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -581,8 +587,11 @@ func TestMountsAPI(t *testing.T) {
 	if err := root.Sys().MountWithContext(ctx, "team/kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); statusOf(err) != 400 {
 		t.Fatalf("mounting twice: %v", err)
 	}
-	if err := root.Sys().MountWithContext(ctx, "v1", &api.MountInput{Type: "kv"}); statusOf(err) != 400 {
-		t.Fatalf("KV v1 mount accepted: %v", err)
+	if err := root.Sys().MountWithContext(ctx, "team/kv/sub", &api.MountInput{Type: "kv-v2"}); statusOf(err) != 400 {
+		t.Fatalf("mount below a mount: %v", err)
+	}
+	if err := root.Sys().MountWithContext(ctx, "other", &api.MountInput{Type: "database"}); statusOf(err) != 400 {
+		t.Fatalf("unsupported engine type accepted: %v", err)
 	}
 	if _, err := root.Logical().WriteWithContext(ctx, "team/kv/data/a", map[string]any{"data": map[string]any{"x": "y"}}); err != nil {
 		t.Fatal(err)
@@ -673,22 +682,182 @@ func TestSealed(t *testing.T) {
 	}
 }
 
-func TestJWTAuthStoresConfigAndRoles(t *testing.T) {
+func TestKVv1Mounts(t *testing.T) {
+	s := Start(t)
+	ctx := context.Background()
+	root := apiClient(t, s, s.RootToken())
+	if err := root.Sys().MountWithContext(ctx, "plain", &api.MountInput{Type: "kv"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().MountWithContext(ctx, "old", &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := root.Sys().ListMountsWithContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mounts["plain/"]; m == nil || m.Type != "kv" || m.Options["version"] != "" {
+		t.Fatalf("kv mount without version: %+v", m)
+	}
+	if m := mounts["old/"]; m == nil || m.Type != "kv" || m.Options["version"] != "1" {
+		t.Fatalf("kv version 1 mount: %+v", m)
+	}
+	// KV v1 stores the request body itself, unversioned; there is no data/ sub-path.
+	if _, err := root.Logical().WriteWithContext(ctx, "old/app/one", map[string]any{"x": "y"}); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := root.Logical().ReadWithContext(ctx, "old/app/one")
+	if err != nil || sec == nil || sec.Data["x"] != "y" || sec.LeaseDuration != 768*3600 {
+		t.Fatalf("KV v1 read: %+v %v", sec, err)
+	}
+	if sec, err := root.Logical().ReadWithContext(ctx, "old/data/app/one"); sec != nil || err != nil {
+		t.Fatalf("KV v1 has no data/ path: %v %v", sec, err)
+	}
+	list, err := root.Logical().ListWithContext(ctx, "old/app")
+	if err != nil || list == nil || fmt.Sprint(list.Data["keys"]) != "[one]" {
+		t.Fatalf("KV v1 list: %v %v", list, err)
+	}
+	if _, err := root.Logical().DeleteWithContext(ctx, "old/app/one"); err != nil {
+		t.Fatal(err)
+	}
+	if sec, err := root.Logical().ReadWithContext(ctx, "old/app/one"); sec != nil || err != nil {
+		t.Fatalf("read after delete: %v %v", sec, err)
+	}
+	if err := root.Sys().UnmountWithContext(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKVv2MountConfig(t *testing.T) {
+	s := Start(t)
+	ctx := context.Background()
+	root := apiClient(t, s, s.RootToken())
+	cfg, err := root.Logical().ReadWithContext(ctx, "secret/config")
+	if err != nil || cfg == nil || cfg.Data["cas_required"] != false || fmt.Sprint(cfg.Data["max_versions"]) != "0" {
+		t.Fatalf("config: %+v %v", cfg, err)
+	}
+	if _, err := root.Logical().WriteWithContext(ctx, "secret/config", map[string]any{"max_versions": 2, "cas_required": true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().WriteWithContext(ctx, "secret/data/k", map[string]any{"data": map[string]any{"v": 1}}); statusOf(err) != 400 {
+		t.Fatalf("write without cas on a cas_required mount: %v", err)
+	}
+	for i := range 3 {
+		body := map[string]any{"data": map[string]any{"v": i}, "options": map[string]any{"cas": i}}
+		if _, err := root.Logical().WriteWithContext(ctx, "secret/data/k", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meta, err := root.Logical().ReadWithContext(ctx, "secret/metadata/k")
+	if err != nil || fmt.Sprint(meta.Data["oldest_version"]) != "2" || fmt.Sprint(meta.Data["current_version"]) != "3" {
+		t.Fatalf("mount max_versions not applied: %+v %v", meta, err)
+	}
+	if _, err := root.Logical().WriteWithContext(ctx, "secret/config", map[string]any{"delete_version_after": "1h"}); statusOf(err) != 400 {
+		t.Fatalf("unimplemented delete_version_after accepted: %v", err)
+	}
+}
+
+// jwksServer serves a JSON Web Key Set (one generated RSA key) on 127.0.0.1.
+func jwksServer(t *testing.T) string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	jwks := fmt.Sprintf(`{"keys":[{"kty":"RSA","use":"sig","alg":"RS256","kid":"k1","n":%q,"e":%q}]}`,
+		b64(key.N.Bytes()), b64(big.NewInt(int64(key.E)).Bytes()))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/jwks.json" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, jwks)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/.well-known/jwks.json"
+}
+
+func TestJWTAuthConfigAndRoles(t *testing.T) {
 	s := Start(t)
 	ctx := context.Background()
 	root := apiClient(t, s, s.RootToken())
 	if err := root.Sys().EnableAuthWithOptionsWithContext(ctx, "jwt-nomad", &api.EnableAuthOptions{Type: "jwt"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := root.Logical().WriteWithContext(ctx, "auth/jwt-nomad/role/edgehook-worker", map[string]any{"role_type": "jwt", "token_policies": []string{"edgehook-worker"}}); err != nil {
+	auths, err := root.Sys().ListAuthWithContext(ctx)
+	if err != nil || auths["jwt-nomad/"] == nil || auths["jwt-nomad/"].Type != "jwt" || auths["token/"] == nil {
+		t.Fatalf("auth list %v %v", auths, err)
+	}
+	if sec, err := root.Logical().ReadWithContext(ctx, "auth/jwt-nomad/config"); sec != nil || err != nil {
+		t.Fatalf("config before it is written: %v %v", sec, err)
+	}
+
+	// The config needs exactly one key source, and a jwks_url must serve a key set.
+	url := jwksServer(t)
+	bad := []map[string]any{
+		{},
+		{"jwks_url": url, "jwt_validation_pubkeys": []string{"x"}},
+		{"jwks_url": strings.TrimSuffix(url, "jwks.json") + "missing.json"},
+		{"jwks_url": "http://127.0.0.1:1/jwks.json"},
+		{"jwks_url": url, "jwt_supported_algs": []string{"HS256"}},
+	}
+	for _, body := range bad {
+		if _, err := root.Logical().WriteWithContext(ctx, "auth/jwt-nomad/config", body); statusOf(err) != 400 {
+			t.Fatalf("config %v accepted: %v", body, err)
+		}
+	}
+	if _, err := root.Logical().WriteWithContext(ctx, "auth/jwt-nomad/config", map[string]any{"jwks_url": url, "jwt_supported_algs": "RS256,EdDSA"}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := root.Logical().ReadWithContext(ctx, "auth/jwt-nomad/role/edgehook-worker")
-	if err != nil || r.Data["role_type"] != "jwt" {
+	cfg, err := root.Logical().ReadWithContext(ctx, "auth/jwt-nomad/config")
+	if err != nil || cfg.Data["jwks_url"] != url || fmt.Sprint(cfg.Data["jwt_supported_algs"]) != "[RS256 EdDSA]" {
+		t.Fatalf("config read: %+v %v", cfg, err)
+	}
+
+	// Roles are validated like Vault's JWT plugin validates them.
+	role := "auth/jwt-nomad/role/edgehook-worker"
+	invalid := []map[string]any{
+		{"role_type": "jwt", "bound_audiences": []string{"vault.io"}},                      // no user_claim
+		{"role_type": "jwt", "user_claim": "sub"},                                          // no bound constraint
+		{"user_claim": "sub", "bound_audiences": []string{"vault.io"}},                     // oidc without redirect URIs
+		{"role_type": "saml", "user_claim": "sub", "bound_audiences": []string{"a"}},       // bad type
+		{"role_type": "jwt", "user_claim": "sub", "bound_subject": "x", "token_type": "x"}, // bad token type
+	}
+	for _, body := range invalid {
+		if _, err := root.Logical().WriteWithContext(ctx, role, body); statusOf(err) != 400 {
+			t.Fatalf("role %v accepted: %v", body, err)
+		}
+	}
+	if _, err := root.Logical().WriteWithContext(ctx, role, map[string]any{
+		"role_type": "jwt", "bound_audiences": []string{"vault.io"}, "user_claim": "/nomad_job_id", "user_claim_json_pointer": true,
+		"bound_claims": map[string]any{"nomad_job_id": "edgehook-worker"}, "token_type": "service",
+		"token_policies": []string{"Edgehook-Worker"}, "token_period": "30m",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// An update changes only what it names, except that, as in Vault, every write sets
+	// role_type ("oidc" when absent, which then needs redirect URIs).
+	if _, err := root.Logical().WriteWithContext(ctx, role, map[string]any{"token_ttl": 60}); statusOf(err) != 400 {
+		t.Fatalf("update without role_type: %v", err)
+	}
+	if _, err := root.Logical().WriteWithContext(ctx, role, map[string]any{"role_type": "jwt", "token_ttl": 60}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := root.Logical().ReadWithContext(ctx, role)
+	if err != nil || r == nil {
 		t.Fatalf("jwt role read: %v %v", r, err)
 	}
-	auths, err := root.Sys().ListAuthWithContext(ctx)
-	if err != nil || auths["jwt-nomad/"] == nil || auths["token/"] == nil {
-		t.Fatalf("auth list %v %v", auths, err)
+	claims, _ := r.Data["bound_claims"].(map[string]any)
+	if r.Data["role_type"] != "jwt" || r.Data["user_claim"] != "/nomad_job_id" || r.Data["user_claim_json_pointer"] != true ||
+		fmt.Sprint(r.Data["bound_audiences"]) != "[vault.io]" || claims["nomad_job_id"] != "edgehook-worker" ||
+		fmt.Sprint(r.Data["token_policies"]) != "[edgehook-worker]" || r.Data["token_type"] != "service" ||
+		fmt.Sprint(r.Data["token_period"]) != "1800" || fmt.Sprint(r.Data["token_ttl"]) != "60" {
+		t.Fatalf("jwt role read back: %v", r.Data)
+	}
+	list, err := root.Logical().ListWithContext(ctx, "auth/jwt-nomad/role")
+	if err != nil || fmt.Sprint(list.Data["keys"]) != "[edgehook-worker]" {
+		t.Fatalf("role list: %v %v", list, err)
 	}
 }

@@ -12,7 +12,8 @@ type mount struct {
 	path, typ, accessor, uuid, description string
 	options                                map[string]string
 	created                                time.Time
-	kv                                     *kvStore // for KV v2 mounts
+	kv                                     *kvStore                  // for KV v2 mounts
+	kv1                                    map[string]map[string]any // for KV v1 mounts: secret by key
 }
 
 // mountFor returns the secrets engine mount with the longest path prefixing path, and
@@ -202,17 +203,35 @@ func (s *Server) mountItem(r *request, path string) response {
 		return dataResponse(mountInfo(m), "system")
 	case capCreate, capUpdate:
 		typ, _ := paramString(r.body, "type")
-		version := ""
+		var options map[string]string
 		if opts, ok := r.body["options"].(map[string]any); ok {
-			version, _ = paramString(opts, "version")
+			options = map[string]string{}
+			for k := range opts {
+				v, err := paramString(opts, k)
+				if err != nil {
+					return badRequest("%v", err)
+				}
+				options[k] = v
+			}
 		}
-		switch {
-		case typ == "kv-v2":
-		case typ == "kv" && version == "2":
-		case typ == "":
+		// Like Vault, kv-v1 and kv-v2 are aliases of kv with options.version set, and kv
+		// without a version is KV version 1.
+		switch typ {
+		case "kv-v1", "kv-v2":
+			if options == nil {
+				options = map[string]string{}
+			}
+			options["version"] = typ[len(typ)-1:]
+			typ = "kv"
+		case "kv":
+		case "":
 			return badRequest("backend type must be specified as a string")
 		default:
-			return badRequest("vaulttest supports only KV version 2 secrets engines (type kv-v2, or kv with options.version 2), not %q", typ)
+			return badRequest("vaulttest supports only KV secrets engines (kv, kv-v1, kv-v2), not %q", typ)
+		}
+		version := options["version"]
+		if version != "" && version != "1" && version != "2" {
+			return badRequest("invalid KV version %q", version)
 		}
 		if strings.HasPrefix(path, "auth/") || path == "/" {
 			return badRequest("cannot mount under %s", path)
@@ -223,13 +242,19 @@ func (s *Server) mountItem(r *request, path string) response {
 			}
 		}
 		desc, _ := paramString(r.body, "description")
-		s.mounts[path] = &mount{
-			path: path, typ: "kv", options: map[string]string{"version": "2"}, description: desc,
-			accessor: "kv_" + randomHex(4), uuid: randomUUID(), created: s.now(), kv: newKVStore(),
+		m := &mount{
+			path: path, typ: typ, options: options, description: desc,
+			accessor: "kv_" + randomHex(4), uuid: randomUUID(), created: s.now(),
 		}
+		if version == "2" {
+			m.kv = newKVStore()
+		} else {
+			m.kv1 = map[string]map[string]any{}
+		}
+		s.mounts[path] = m
 		return noContent()
 	case capDelete:
-		if m := s.mounts[path]; m != nil && m.kv != nil {
+		if m := s.mounts[path]; m != nil && (m.kv != nil || m.kv1 != nil) {
 			delete(s.mounts, path)
 		}
 		return noContent()
@@ -279,7 +304,7 @@ func (s *Server) authMountItem(r *request, path string) response {
 		desc, _ := paramString(r.body, "description")
 		s.authMounts[path] = &authMount{
 			path: path, typ: typ, description: desc, accessor: "auth_" + typ + "_" + randomHex(4), uuid: randomUUID(),
-			roles: map[string]*approleRole{}, jwtRoles: map[string]map[string]any{},
+			roles: map[string]*approleRole{}, jwtRoles: map[string]*jwtRole{},
 		}
 		return noContent()
 	case capDelete:
