@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,7 +61,12 @@ func (v *View) Run(ctx context.Context) error {
 				return fmt.Errorf("identity: watch closed")
 			}
 			if e == nil {
-				v.loaded.Store(true)
+				if !v.loaded.Swap(true) {
+					// Decoding the whole bucket leaves garbage several times the
+					// view's own size; hand it back to the OS once instead of
+					// carrying it as resident memory until the next GC cycles.
+					debug.FreeOSMemory()
+				}
 				continue
 			}
 			v.apply(e)
@@ -84,6 +90,7 @@ func (v *View) apply(e jetstream.KeyValueEntry) {
 			v.log.Error("identity: undecodable tenant record", "tenant", id, "error", err)
 			return
 		}
+		t.Status, t.Plan = intern(t.Status), intern(t.Plan)
 		v.mu.Lock()
 		v.tenants[id] = t
 		v.mu.Unlock()
@@ -108,6 +115,23 @@ func (v *View) apply(e jetstream.KeyValueEntry) {
 		v.keys[h] = kr.TenantID
 		v.mu.Unlock()
 	}
+}
+
+// intern returns the package's constant for a known status or plan, so 100,000
+// tenants share a handful of strings instead of holding one copy each.
+func intern(s string) string {
+	switch s {
+	case StatusActive:
+		return StatusActive
+	case StatusSuspended:
+		return StatusSuspended
+	}
+	for _, p := range Plans {
+		if s == p {
+			return p
+		}
+	}
+	return s
 }
 
 // Authenticate returns the tenant that owns apiKey, or ErrUnknownKey. It does not
