@@ -15,6 +15,8 @@ const (
 	patMetrics      = "/metrics"
 	patEvents       = "/v1/events"
 	patEvent        = "/v1/events/{id}"
+	patAttempts     = "/v1/events/{id}/attempts"
+	patReplay       = "/v1/events/{id}/replay"
 	patTenant       = "/v1/tenant"
 	patTenants      = "/v1/tenants"
 	patTenantByID   = "/v1/tenants/{id}"
@@ -63,6 +65,8 @@ func (s *Server) buildRoutes() map[string]*route {
 		newRoute(patMetrics, methodHandler{fasthttp.MethodGet, s.metricsHandler}),
 		newRoute(patEvents, methodHandler{fasthttp.MethodPost, s.ingest}),
 		newRoute(patEvent, methodHandler{fasthttp.MethodGet, s.getEvent}),
+		newRoute(patAttempts, methodHandler{fasthttp.MethodGet, s.getAttempts}),
+		newRoute(patReplay, methodHandler{fasthttp.MethodPost, s.replayEvent}),
 		newRoute(patTenant, methodHandler{fasthttp.MethodGet, s.getOwnTenant}, methodHandler{fasthttp.MethodPatch, s.patchOwnTenant}),
 	}
 	if s.cfg.AdminToken != "" {
@@ -80,14 +84,26 @@ func (s *Server) buildRoutes() map[string]*route {
 }
 
 // match finds the route for path and its {id} parameter; nil when no route matches.
-// Paths with more segments than a pattern (e.g. /v1/events/{id}/attempts) do not match.
+// Paths with more segments than a pattern (e.g. /v1/events/{id}/x/y) do not match.
 func (s *Server) match(path []byte) (*route, string) {
 	switch string(path) {
 	case patHealthz, patReadyz, patMetrics, patEvents, patTenant, patTenants:
 		return s.routes[string(path)], ""
 	}
-	if id, ok := bytes.CutPrefix(path, []byte(patEvents+"/")); ok && validSegment(id) {
-		return s.routes[patEvent], string(id)
+	if rest, ok := bytes.CutPrefix(path, []byte(patEvents+"/")); ok {
+		id, sub, hasSub := bytes.Cut(rest, []byte("/"))
+		if !validSegment(id) {
+			return nil, ""
+		}
+		switch {
+		case !hasSub:
+			return s.routes[patEvent], string(id)
+		case string(sub) == "attempts":
+			return s.routes[patAttempts], string(id)
+		case string(sub) == "replay":
+			return s.routes[patReplay], string(id)
+		}
+		return nil, ""
 	}
 	if rest, ok := bytes.CutPrefix(path, []byte(patTenants+"/")); ok {
 		id, sub, _ := bytes.Cut(rest, []byte("/"))

@@ -27,8 +27,30 @@ const (
 	ReceivedSubjectPrefix = "received."
 	// BucketIdentity maps API-key hashes and tenant ids to tenant identity records.
 	BucketIdentity = "identity"
-	// BucketStatus holds one status record per event, keyed <tenantId>.<eventId>.
+	// BucketStatus holds one status record per event, keyed <tenantId>.<eventId>, and
+	// the event's attempt log, one entry per attempt keyed <tenantId>.<eventId>.<n>.
 	BucketStatus = "status"
+	// StreamDLQ captures the delivery consumer's MAX_DELIVERIES and MSG_TERMINATED
+	// advisories, holds the dead-letter records written from them, and queues replay
+	// requests.
+	StreamDLQ = "DLQ"
+	// DeadLetterSubjectPrefix is followed by tenant and event id:
+	// dlq.<tenantId>.<eventId> holds that event's dead letters.
+	DeadLetterSubjectPrefix = "dlq."
+	// ReplaySubjectPrefix is followed by the tenant id: replay.<tenantId> carries the
+	// replay requests of the tenant API.
+	ReplaySubjectPrefix = "replay."
+	// ConsumerDLQ is the durable pull consumer of the DLQ processor: advisories and
+	// replay requests, never the dead letters themselves.
+	ConsumerDLQ = "dlq"
+)
+
+// The advisories the server publishes for the delivery consumer, captured by StreamDLQ.
+const (
+	// AdvisoryMaxDeliveries is published when an event reached MaxDeliver.
+	AdvisoryMaxDeliveries = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamEvents + "." + ConsumerDeliver
+	// AdvisoryTerminated is published when a worker terminated an event (410, no config).
+	AdvisoryTerminated = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED." + StreamEvents + "." + ConsumerDeliver
 )
 
 // Message headers carried by events on EVENTS and by verified webhooks on RECEIVED.
@@ -38,6 +60,12 @@ const (
 	HeaderEventType  = "Edgehook-Event-Type"
 	HeaderIngestTime = "Edgehook-Ingest-Time" // unix nanoseconds, decimal
 	HeaderVerifyTime = "Edgehook-Verify-Time" // unix nanoseconds, decimal
+	// HeaderReplay marks a replayed event: how many times it has been replayed
+	// (absent on the original).
+	HeaderReplay = "Edgehook-Replay"
+	// HeaderPriorAttempts is the number of attempts the event's attempt log held when it
+	// was replayed; the replay's attempts are logged after them.
+	HeaderPriorAttempts = "Edgehook-Prior-Attempts"
 )
 
 // EventSubject is the subject an event of tenantID is published on.
@@ -45,6 +73,14 @@ func EventSubject(tenantID string) string { return EventsSubjectPrefix + tenantI
 
 // ReceivedSubject is the subject a verified webhook for tenantID is published on.
 func ReceivedSubject(tenantID string) string { return ReceivedSubjectPrefix + tenantID }
+
+// DeadLetterSubject is the subject of the dead letters of tenantID's event eventID.
+func DeadLetterSubject(tenantID, eventID string) string {
+	return DeadLetterSubjectPrefix + tenantID + "." + eventID
+}
+
+// ReplaySubject is the subject a replay request of tenantID is published on.
+func ReplaySubject(tenantID string) string { return ReplaySubjectPrefix + tenantID }
 
 // Topology holds the tunable parts of the JetStream layout. The zero value is not
 // valid; start from DefaultTopology.
@@ -63,8 +99,28 @@ type Topology struct {
 	HTTPTimeout time.Duration
 	// MaxDeliver is the number of delivery attempts before an event is dead-lettered.
 	MaxDeliver int
-	// MaxAckPending bounds the number of events in flight across all workers.
+	// RetrySchedule is the delay after failed attempt n, RetrySchedule[min(n-1,
+	// len-1)]. The consumer's BackOff follows it (see BackOff), so an attempt whose
+	// worker died is retried on the same schedule as one that failed.
+	RetrySchedule []time.Duration
+	// MaxAckPending bounds the number of events in flight across all workers. Events
+	// waiting for a scheduled retry count too (a delayed nak keeps a message pending),
+	// so it must exceed the backlog a failing endpoint can build within the retry
+	// schedule; when it is reached, no worker gets new events until retries come due.
 	MaxAckPending int
+	// DeadLetterRetention is how long DLQ keeps dead letters (and the advisories and
+	// replay requests it captured); at least Retention, so a dead letter outlives its
+	// event.
+	DeadLetterRetention time.Duration
+}
+
+// DefaultRetrySchedule returns the Standard Webhooks schedule: the delays after failed
+// attempts 1..7 (the first attempt is immediate): 5s, 5m, 30m, 2h, 5h, 10h, 10h.
+func DefaultRetrySchedule() []time.Duration {
+	return []time.Duration{
+		5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+		2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+	}
 }
 
 // AckWaitMargin is added to the HTTP timeout to get the consumer's AckWait.
@@ -79,12 +135,34 @@ func DefaultTopology() Topology {
 		ReceivedDuplicateWindow: 10 * time.Minute,
 		HTTPTimeout:             10 * time.Second,
 		MaxDeliver:              8,
-		MaxAckPending:           10000,
+		RetrySchedule:           DefaultRetrySchedule(),
+		MaxAckPending:           100000,
+		DeadLetterRetention:     30 * 24 * time.Hour,
 	}
 }
 
-// AckWait is the consumer's ack wait: the HTTP timeout plus AckWaitMargin.
+// AckWait is the least ack wait of the delivery consumer: the HTTP timeout plus
+// AckWaitMargin. Every BackOff entry is at least this.
 func (t Topology) AckWait() time.Duration { return t.HTTPTimeout + AckWaitMargin }
+
+// BackOff returns the consumer BackOff that follows schedule for a consumer with
+// maxDeliver deliveries: entry i is how long the server waits for an ack of delivery
+// i+1 before redelivering it, max(schedule[min(i, len-1)], floor). Trailing repeats are
+// dropped (the server reuses the last entry), so the result has 1..maxDeliver entries.
+// Both Setup and the worker's startup check derive it here, so they cannot disagree.
+func BackOff(schedule []time.Duration, maxDeliver int, floor time.Duration) []time.Duration {
+	if len(schedule) == 0 || maxDeliver < 1 {
+		return nil
+	}
+	out := make([]time.Duration, maxDeliver)
+	for i := range out {
+		out[i] = max(schedule[min(i, len(schedule)-1)], floor)
+	}
+	for len(out) > 1 && out[len(out)-1] == out[len(out)-2] {
+		out = out[:len(out)-1]
+	}
+	return out
+}
 
 // Validate reports the first setting that cannot work, naming it.
 func (t Topology) Validate() error {
@@ -101,8 +179,17 @@ func (t Topology) Validate() error {
 		return errors.New("HTTP timeout must be positive")
 	case t.MaxDeliver < 1:
 		return fmt.Errorf("max deliver must be at least 1, got %d", t.MaxDeliver)
+	case len(t.RetrySchedule) == 0:
+		return errors.New("retry schedule must not be empty")
 	case t.MaxAckPending < 1:
 		return fmt.Errorf("max ack pending must be at least 1, got %d", t.MaxAckPending)
+	case t.DeadLetterRetention < t.Retention:
+		return fmt.Errorf("dead letter retention must be at least the retention %s, got %s", t.Retention, t.DeadLetterRetention)
+	}
+	for i, d := range t.RetrySchedule {
+		if d < 0 {
+			return fmt.Errorf("retry schedule entry %d is negative: %s", i+1, d)
+		}
 	}
 	return nil
 }
@@ -147,11 +234,12 @@ func (t Topology) IdentityBucket() jetstream.KeyValueConfig {
 	}
 }
 
-// StatusBucket is the configuration of the event status key-value bucket.
+// StatusBucket is the configuration of the event status key-value bucket, which also
+// holds the attempt log.
 func (t Topology) StatusBucket() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      BucketStatus,
-		Description: "delivery status of each event, keyed <tenantId>.<eventId>",
+		Description: "delivery status of each event, keyed <tenantId>.<eventId>; its attempts, keyed <tenantId>.<eventId>.<n>",
 		History:     1,
 		TTL:         t.Retention,
 		Storage:     jetstream.FileStorage,
@@ -159,18 +247,65 @@ func (t Topology) StatusBucket() jetstream.KeyValueConfig {
 	}
 }
 
-// DeliverConsumer is the configuration of the workers' durable pull consumer.
+// DeliverConsumer is the configuration of the workers' durable pull consumer. Its
+// BackOff follows the retry schedule (see BackOff) and its AckWait is the first entry,
+// as the server would set it.
 func (t Topology) DeliverConsumer() jetstream.ConsumerConfig {
+	backOff := BackOff(t.RetrySchedule, t.MaxDeliver, t.AckWait())
+	ackWait := t.AckWait()
+	if len(backOff) > 0 {
+		ackWait = backOff[0]
+	}
 	return jetstream.ConsumerConfig{
 		Durable:       ConsumerDeliver,
 		Description:   "webhook delivery workers",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       t.AckWait(),
+		AckWait:       ackWait,
+		BackOff:       backOff,
 		MaxDeliver:    t.MaxDeliver,
 		MaxAckPending: t.MaxAckPending,
 		MaxWaiting:    512,
 		Replicas:      t.Replicas,
+	}
+}
+
+// DLQStream is the configuration of the DLQ stream: the delivery consumer's
+// MAX_DELIVERIES and MSG_TERMINATED advisories, dead letters on dlq.<tenantId>.<eventId>
+// and replay requests on replay.<tenantId>, kept for DeadLetterRetention.
+func (t Topology) DLQStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamDLQ,
+		Description: "dead letters of events that exhausted their attempts or were terminated, the advisories that produced them, and replay requests",
+		Subjects: []string{
+			AdvisoryMaxDeliveries, AdvisoryTerminated,
+			DeadLetterSubjectPrefix + "*.*", ReplaySubjectPrefix + "*",
+		},
+		Retention:  jetstream.LimitsPolicy,
+		Storage:    jetstream.FileStorage,
+		Replicas:   t.Replicas,
+		MaxAge:     t.DeadLetterRetention,
+		Duplicates: t.DuplicateWindow,
+		Discard:    jetstream.DiscardOld,
+	}
+}
+
+// DLQAckWait is the DLQ processor's ack wait for one advisory or replay request.
+const DLQAckWait = 30 * time.Second
+
+// DLQConsumer is the configuration of the DLQ processor's durable pull consumer: the
+// advisories and replay requests, redelivered without limit until processed.
+func (t Topology) DLQConsumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        ConsumerDLQ,
+		Description:    "DLQ processor: dead-letters advisories, executes replay requests",
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        DLQAckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  1000,
+		FilterSubjects: []string{AdvisoryMaxDeliveries, AdvisoryTerminated, ReplaySubjectPrefix + "*"},
+		Replicas:       t.Replicas,
 	}
 }
 
@@ -180,7 +315,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("natsconf: %w", err)
 	}
-	for _, sc := range []jetstream.StreamConfig{t.EventsStream(), t.ReceivedStream()} {
+	for _, sc := range []jetstream.StreamConfig{t.EventsStream(), t.ReceivedStream(), t.DLQStream()} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("natsconf: stream %s: %w", sc.Name, err)
 		}
@@ -192,6 +327,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, StreamEvents, t.DeliverConsumer()); err != nil {
 		return fmt.Errorf("natsconf: consumer %s: %w", ConsumerDeliver, err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, StreamDLQ, t.DLQConsumer()); err != nil {
+		return fmt.Errorf("natsconf: consumer %s: %w", ConsumerDLQ, err)
 	}
 	return nil
 }

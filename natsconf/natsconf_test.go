@@ -2,6 +2,7 @@ package natsconf_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,11 @@ func TestTopologyValidateNamesTheSetting(t *testing.T) {
 		"HTTP timeout":     func(tp *natsconf.Topology) { tp.HTTPTimeout = 0 },
 		"max deliver":      func(tp *natsconf.Topology) { tp.MaxDeliver = 0 },
 		"max ack pending":  func(tp *natsconf.Topology) { tp.MaxAckPending = -1 },
+		"retry schedule":   func(tp *natsconf.Topology) { tp.RetrySchedule = nil },
+		"retry schedule entry 2": func(tp *natsconf.Topology) {
+			tp.RetrySchedule = []time.Duration{time.Second, -time.Second}
+		},
+		"dead letter retention": func(tp *natsconf.Topology) { tp.DeadLetterRetention = time.Hour },
 	} {
 		tp := natsconf.DefaultTopology()
 		edit(&tp)
@@ -89,5 +95,97 @@ func TestTopologyValidateNamesTheSetting(t *testing.T) {
 	}
 	if err := natsconf.DefaultTopology().Validate(); err != nil {
 		t.Errorf("default topology invalid: %v", err)
+	}
+}
+
+func TestBackOffFollowsTheScheduleAboveTheAckWait(t *testing.T) {
+	sec := time.Second
+	for _, c := range []struct {
+		schedule   []time.Duration
+		maxDeliver int
+		floor      time.Duration
+		want       []time.Duration
+	}{
+		// The Standard Webhooks schedule with 8 attempts: 5s is raised to the 20s floor.
+		{natsconf.DefaultRetrySchedule(), 8, 20 * sec,
+			[]time.Duration{20 * sec, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour}},
+		// Fewer attempts than entries: only what MaxDeliver can use.
+		{natsconf.DefaultRetrySchedule(), 3, 20 * sec, []time.Duration{20 * sec, 5 * time.Minute, 30 * time.Minute}},
+		// A short schedule repeats its last entry; all below the floor collapses to one.
+		{[]time.Duration{sec, 2 * sec}, 5, 10 * sec, []time.Duration{10 * sec}},
+		{[]time.Duration{sec, 30 * sec}, 5, 10 * sec, []time.Duration{10 * sec, 30 * sec}},
+		{[]time.Duration{sec}, 1, 10 * sec, []time.Duration{10 * sec}},
+	} {
+		got := natsconf.BackOff(c.schedule, c.maxDeliver, c.floor)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("BackOff(%v, %d, %s) = %v, want %v", c.schedule, c.maxDeliver, c.floor, got, c.want)
+		}
+		if len(got) > c.maxDeliver {
+			t.Errorf("BackOff has %d entries for MaxDeliver %d; the server refuses that", len(got), c.maxDeliver)
+		}
+	}
+}
+
+func TestSetupAppliesTheScheduleAndTheDLQ(t *testing.T) {
+	srv := natstest.Start(t, func(tp *natsconf.Topology) {
+		tp.HTTPTimeout = 2 * time.Second
+		tp.MaxDeliver = 5
+		tp.RetrySchedule = []time.Duration{time.Second, time.Minute, time.Hour}
+	})
+	js := srv.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, natsconf.StreamEvents, natsconf.ConsumerDeliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := c.CachedInfo().Config
+	if want := []time.Duration{12 * time.Second, time.Minute, time.Hour}; !slices.Equal(cc.BackOff, want) || cc.AckWait != want[0] {
+		t.Errorf("consumer BackOff %v AckWait %s, want %v and %s", cc.BackOff, cc.AckWait, want, want[0])
+	}
+
+	dlq, err := js.Stream(ctx, natsconf.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := dlq.CachedInfo().Config
+	if sc.Storage != jetstream.FileStorage || sc.MaxAge != srv.Topology.DeadLetterRetention || sc.MaxAge < srv.Topology.Retention {
+		t.Errorf("DLQ storage %v max age %s", sc.Storage, sc.MaxAge)
+	}
+	dc, err := js.Consumer(ctx, natsconf.StreamDLQ, natsconf.ConsumerDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dc.CachedInfo().Config; got.MaxDeliver != -1 || !slices.Contains(got.FilterSubjects, natsconf.AdvisoryMaxDeliveries) ||
+		slices.Contains(got.FilterSubjects, natsconf.DeadLetterSubjectPrefix+"*.*") {
+		t.Errorf("DLQ consumer maxdeliver %d filters %v", got.MaxDeliver, got.FilterSubjects)
+	}
+
+	// The server's own advisory lands in DLQ: terminate an event and look.
+	if _, err := js.Publish(ctx, natsconf.EventSubject("ten_a"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range b.Messages() {
+		if err := m.TermWithReason("test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := dlq.GetLastMsgForSubject(ctx, natsconf.AdvisoryTerminated)
+		if err == nil {
+			if !strings.Contains(string(m.Data), `"stream_seq":1`) || !strings.Contains(string(m.Data), `"reason":"test"`) {
+				t.Errorf("captured advisory %s", m.Data)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MSG_TERMINATED advisory not captured by DLQ: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -13,10 +13,11 @@ const (
 	Admin    Component = "admin"
 	Worker   Component = "worker"
 	Receiver Component = "receiver"
+	DLQ      Component = "dlq"
 )
 
 // Components lists every component with a NATS user.
-var Components = []Component{Gateway, Admin, Worker, Receiver}
+var Components = []Component{Gateway, Admin, Worker, Receiver, DLQ}
 
 // ConfigChangedPrefix is followed by a tenant id; the admin API announces webhook
 // configuration changes there so workers and receivers drop cached entries.
@@ -53,9 +54,10 @@ func Permissions(c Component) *server.Permissions {
 	sub := []string{"_INBOX.>"}
 	switch c {
 	case Gateway:
-		// Read identity (watch + direct reads), publish events, record "queued" and
-		// read statuses. No Vault, no EVENTS reads, no identity writes.
-		pub = append(pub, EventsSubjectPrefix+"*")
+		// Read identity (watch + direct reads), publish events and replay requests,
+		// record "queued" and read statuses and attempt logs. No Vault, no EVENTS or
+		// DLQ reads, no identity writes.
+		pub = append(pub, EventsSubjectPrefix+"*", ReplaySubjectPrefix+"*")
 		pub = append(pub, kvRead(BucketIdentity)...)
 		pub = append(pub, kvWatch(BucketIdentity)...)
 		pub = append(pub, kvRead(BucketStatus)...)
@@ -77,6 +79,24 @@ func Permissions(c Component) *server.Permissions {
 	case Receiver:
 		pub = append(pub, ReceivedSubjectPrefix+"*")
 		sub = append(sub, ConfigChangedPrefix+"*")
+	case DLQ:
+		// Consume the DLQ consumer (advisories, replay requests) and ack; get events
+		// from EVENTS by sequence; read and write dead letters on DLQ; read and write
+		// statuses; publish replayed events. Nothing else: no identity, no Vault, no
+		// consumers of its own, no webhooks.
+		pub = append(pub,
+			"$JS.API.CONSUMER.INFO."+StreamDLQ+"."+ConsumerDLQ,
+			"$JS.API.CONSUMER.MSG.NEXT."+StreamDLQ+"."+ConsumerDLQ,
+			"$JS.ACK."+StreamDLQ+"."+ConsumerDLQ+".>",
+			"$JS.API.STREAM.INFO."+StreamEvents,
+			"$JS.API.STREAM.MSG.GET."+StreamEvents,
+			"$JS.API.STREAM.INFO."+StreamDLQ,
+			"$JS.API.STREAM.MSG.GET."+StreamDLQ,
+			DeadLetterSubjectPrefix+"*.*",
+			EventsSubjectPrefix+"*",
+		)
+		pub = append(pub, kvRead(BucketStatus)...)
+		pub = append(pub, kvWrite(BucketStatus)...)
 	default:
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Deny: []string{">"}},

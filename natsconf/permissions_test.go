@@ -35,9 +35,18 @@ func authServer(t *testing.T) *server.Server {
 	if err := natsconf.Setup(ctx, js, natsconf.DefaultTopology()); err != nil {
 		t.Fatal(err)
 	}
-	// Something to read: an event, an identity record, a status record.
+	// Something to read: an event, a dead letter, a replay request for the DLQ
+	// processor, an identity record, a status record.
 	if _, err := js.Publish(ctx, natsconf.EventSubject("ten_a"), []byte(`{}`)); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, natsconf.DeadLetterSubject("ten_a", "evt_0"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	for range 8 { // one per pulling step below
+		if _, err := js.Publish(ctx, natsconf.ReplaySubject("ten_a"), nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, b := range []string{natsconf.BucketIdentity, natsconf.BucketStatus} {
 		kv, err := js.KeyValue(ctx, b)
@@ -178,6 +187,46 @@ func createConsumer(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) e
 	return err
 }
 
+func createDLQConsumer(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+	_, err := js.CreateConsumer(ctx, natsconf.StreamDLQ, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy})
+	return err
+}
+
+// pullDLQ takes one message from the DLQ processor's consumer and acks it.
+func pullDLQ(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+	c, err := js.Consumer(ctx, natsconf.StreamDLQ, natsconf.ConsumerDLQ)
+	if err != nil {
+		return err
+	}
+	b, err := c.Fetch(1, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		return err
+	}
+	n := 0
+	for m := range b.Messages() {
+		n++
+		if err := m.Ack(); err != nil {
+			return err
+		}
+	}
+	if err := b.Error(); err != nil {
+		return err
+	}
+	if n == 0 {
+		return errors.New("no message fetched")
+	}
+	return nil
+}
+
+func getDeadLetter(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+	s, err := js.Stream(ctx, natsconf.StreamDLQ)
+	if err != nil {
+		return err
+	}
+	_, err = s.GetLastMsgForSubject(ctx, natsconf.DeadLetterSubject("ten_a", "evt_0"))
+	return err
+}
+
 func TestEachComponentIsAllowedItsOwnWorkOnly(t *testing.T) {
 	s := authServer(t)
 	type step struct {
@@ -197,6 +246,10 @@ func TestEachComponentIsAllowedItsOwnWorkOnly(t *testing.T) {
 			{"create a consumer on EVENTS", false, createConsumer},
 			{"publish a received webhook", false, publish(natsconf.ReceivedSubject("ten_a"))},
 			{"announce a config change", false, publish(natsconf.ConfigChangedPrefix + "ten_a")},
+			{"request a replay", true, publish(natsconf.ReplaySubject("ten_a"))},
+			{"write a dead letter", false, publish(natsconf.DeadLetterSubject("ten_a", "evt_1"))},
+			{"read dead letters", false, getDeadLetter},
+			{"consume the DLQ consumer", false, pullDLQ},
 		},
 		natsconf.Admin: {
 			{"write identity", true, publish("$KV.identity.tenants.ten_b")},
@@ -204,6 +257,8 @@ func TestEachComponentIsAllowedItsOwnWorkOnly(t *testing.T) {
 			{"publish an event", false, publish(natsconf.EventSubject("ten_a"))},
 			{"write status", false, publish("$KV.status.ten_a.evt_1")},
 			{"consume the delivery consumer", false, pullDeliver},
+			{"consume the DLQ consumer", false, pullDLQ},
+			{"write a dead letter", false, publish(natsconf.DeadLetterSubject("ten_a", "evt_1"))},
 		},
 		natsconf.Worker: {
 			{"consume the delivery consumer and ack", true, pullDeliver},
@@ -214,6 +269,27 @@ func TestEachComponentIsAllowedItsOwnWorkOnly(t *testing.T) {
 			{"create a consumer on EVENTS", false, createConsumer},
 			{"read events by sequence", false, getEvent},
 			{"publish a received webhook", false, publish(natsconf.ReceivedSubject("ten_a"))},
+			{"write a dead letter", false, publish(natsconf.DeadLetterSubject("ten_a", "evt_1"))},
+			{"consume the DLQ consumer", false, pullDLQ},
+			{"request a replay", false, publish(natsconf.ReplaySubject("ten_a"))},
+		},
+		natsconf.DLQ: {
+			{"consume the DLQ consumer and ack", true, pullDLQ},
+			{"read events by sequence", true, getEvent},
+			{"write a dead letter", true, publish(natsconf.DeadLetterSubject("ten_a", "evt_1"))},
+			{"read dead letters", true, getDeadLetter},
+			{"write status", true, publish("$KV.status.ten_a.evt_1")},
+			{"read status", true, kvGet(natsconf.BucketStatus, "tenants.ten_a")},
+			{"publish a replayed event", true, publish(natsconf.EventSubject("ten_a"))},
+			{"consume the delivery consumer", false, pullDeliver},
+			{"create a consumer on EVENTS", false, createConsumer},
+			{"create a consumer on DLQ", false, createDLQConsumer},
+			{"read identity", false, kvGet(natsconf.BucketIdentity, "tenants.ten_a")},
+			{"write identity", false, publish("$KV.identity.tenants.ten_evil")},
+			{"publish a received webhook", false, publish(natsconf.ReceivedSubject("ten_a"))},
+			{"request a replay", false, publish(natsconf.ReplaySubject("ten_a"))},
+			{"announce a config change", false, publish(natsconf.ConfigChangedPrefix + "ten_a")},
+			{"publish an advisory", false, publish(natsconf.AdvisoryMaxDeliveries)},
 		},
 		natsconf.Receiver: {
 			{"publish a received webhook", true, publish(natsconf.ReceivedSubject("ten_a"))},
@@ -221,6 +297,7 @@ func TestEachComponentIsAllowedItsOwnWorkOnly(t *testing.T) {
 			{"publish an event", false, publish(natsconf.EventSubject("ten_a"))},
 			{"write status", false, publish("$KV.status.ten_a.evt_1")},
 			{"consume the delivery consumer", false, pullDeliver},
+			{"read dead letters", false, getDeadLetter},
 		},
 	} {
 		t.Run(string(c), func(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package status records the delivery status of each event in the `status` key-value
-// bucket, keyed <tenantId>.<eventId>, so the owning tenant can read it through the API
-// and operators through the nats CLI.
+// bucket, keyed <tenantId>.<eventId>, and its attempt log beside it, one entry per
+// attempt keyed <tenantId>.<eventId>.<n>, so the owning tenant can read both through
+// the API and operators through the nats CLI.
 package status
 
 import (
@@ -28,6 +29,10 @@ const (
 // another tenant's).
 var ErrNotFound = errors.New("status: event not found")
 
+// ErrConflict is returned by Update when the record changed since the revision the
+// caller read (or, for a create, when it exists).
+var ErrConflict = errors.New("status: record changed concurrently")
+
 // Record is the status of one event.
 type Record struct {
 	EventID        string    `json:"eventId"`
@@ -39,6 +44,18 @@ type Record struct {
 	LastError      string    `json:"lastError,omitempty"`
 	CreatedAt      time.Time `json:"createdAt"`
 	UpdatedAt      time.Time `json:"updatedAt"`
+	// Seq is the EVENTS stream sequence of the message this record describes: the
+	// original, or the latest replay (0 until a worker or replay wrote it).
+	Seq uint64 `json:"seq,omitempty"`
+	// TotalAttempts is the index in the attempt log of the latest attempt, counted
+	// across replays (Attempts restarts at each replay).
+	TotalAttempts int `json:"totalAttempts,omitempty"`
+	// Replays is how many times the event has been replayed.
+	Replays int `json:"replays,omitempty"`
+	// LastAttempt is the latest attempt when it is not in the attempt log yet: a
+	// delivery writes only its status record (one write on the hot path), and the
+	// attempt joins the log when the event is replayed. See Store.Attempts.
+	LastAttempt *Attempt `json:"lastAttempt,omitempty"`
 }
 
 // Key is the bucket key of an event's record.
@@ -54,14 +71,10 @@ func subject(tenantID, eventID string) string {
 // if a worker has already written a later state, the server rejects it, which the
 // caller may ignore.
 func QueuedMsg(rec Record) (*nats.Msg, error) {
-	rec.Status = Queued
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("status: encode: %w", err)
+	m := &nats.Msg{Header: make(nats.Header, 1)}
+	if err := FillQueuedMsg(m, rec); err != nil {
+		return nil, err
 	}
-	m := nats.NewMsg(subject(rec.TenantID, rec.EventID))
-	m.Data = b
-	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	return m, nil
 }
 
@@ -71,6 +84,19 @@ func IsAlreadyWritten(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// PutMsg returns the message that writes rec unconditionally, for callers that
+// publish it asynchronously next to other writes (see AttemptMsg) and await the acks
+// together. Its effect is Store.Put's.
+func PutMsg(rec Record) (*nats.Msg, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("status: encode: %w", err)
+	}
+	m := nats.NewMsg(subject(rec.TenantID, rec.EventID))
+	m.Data = b
+	return m, nil
 }
 
 // Store reads and writes status records.
@@ -95,21 +121,50 @@ func (s *Store) Put(ctx context.Context, rec Record) error {
 
 // Get returns the record of tenantID's event eventID.
 func (s *Store) Get(ctx context.Context, tenantID, eventID string) (Record, error) {
+	r, _, err := s.Entry(ctx, tenantID, eventID)
+	return r, err
+}
+
+// Entry returns the record of tenantID's event eventID and its revision, for Update.
+func (s *Store) Entry(ctx context.Context, tenantID, eventID string) (Record, uint64, error) {
 	if !validToken(tenantID) || !validToken(eventID) {
-		return Record{}, ErrNotFound
+		return Record{}, 0, ErrNotFound
 	}
 	e, err := s.kv.Get(ctx, Key(tenantID, eventID))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return Record{}, ErrNotFound
+			return Record{}, 0, ErrNotFound
 		}
-		return Record{}, fmt.Errorf("status: get %s: %w", eventID, err)
+		return Record{}, 0, fmt.Errorf("status: get %s: %w", eventID, err)
 	}
 	var r Record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return Record{}, fmt.Errorf("status: decode %s: %w", eventID, err)
+		return Record{}, 0, fmt.Errorf("status: decode %s: %w", eventID, err)
 	}
-	return r, nil
+	return r, e.Revision(), nil
+}
+
+// Update writes rec only if its record is still at revision (from Entry); revision 0
+// writes only if there is no record. Otherwise it returns ErrConflict and writes
+// nothing, so a writer never overwrites a state it has not seen.
+func (s *Store) Update(ctx context.Context, rec Record, revision uint64) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("status: encode: %w", err)
+	}
+	key := Key(rec.TenantID, rec.EventID)
+	if revision == 0 {
+		_, err = s.kv.Create(ctx, key, b)
+	} else {
+		_, err = s.kv.Update(ctx, key, b, revision)
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return fmt.Errorf("%w: %s", ErrConflict, rec.EventID)
+	case err != nil:
+		return fmt.Errorf("status: update %s: %w", rec.EventID, err)
+	}
+	return nil
 }
 
 // validToken reports whether s can be one token of a KV key (no dots, wildcards or

@@ -80,6 +80,10 @@ type result struct {
 	hasRetryAfter bool
 	duration      time.Duration // of the HTTP exchange
 	bodyPrefix    []byte        // up to bodyPrefixBytes of the response body, for the attempt log
+	sent          bool          // an HTTP request was attempted
+	parked        bool          // no request: the endpoint's breaker is open
+	parkedFor     time.Duration // how much longer the endpoint stays parked
+	at            time.Time     // when the attempt started
 }
 
 // delivered reports whether the endpoint accepted the webhook.
@@ -104,7 +108,7 @@ func (w *Worker) post(b *attemptBuffers, target string, secrets []webhook.Secret
 
 	start := time.Now()
 	err := w.client.DoDeadline(req, resp, start.Add(w.cfg.HTTPTimeout))
-	r := result{duration: time.Since(start)}
+	r := result{duration: time.Since(start), sent: true, at: start}
 	if err != nil {
 		r.refused = errors.Is(err, ErrTargetNotAllowed)
 		r.lastError = w.errorText(err)

@@ -2,7 +2,9 @@
 // on EVENTS with bounded concurrency that signs each event per Standard Webhooks, POSTs
 // it to the tenant's target through an SSRF-guarded HTTP client without following
 // redirects, acks on 2xx, terminates on 410, retries everything else on a schedule, and
-// records the outcome of each attempt in the status bucket.
+// records each attempt in the event's attempt log and status record. It is fair
+// between tenants: each has a cap on concurrent deliveries, and an endpoint that keeps
+// failing is parked by a circuit breaker instead of being sent requests.
 package worker
 
 import (
@@ -15,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/edgehook/edgehook/status"
+	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/vault"
 )
 
@@ -28,16 +30,25 @@ const (
 	DefaultMaxRetryAfter  = time.Hour
 	DefaultDrainTimeout   = 15 * time.Second
 	DefaultUserAgent      = "edgehook-webhooks/1"
+	// DefaultBreakerThreshold is how many consecutive failures park an endpoint.
+	DefaultBreakerThreshold = 5
+	// DefaultBreakerCooldown is how long an endpoint stays parked the first time; each
+	// failed probe doubles it, up to DefaultBreakerMaxCooldown.
+	DefaultBreakerCooldown    = 30 * time.Second
+	DefaultBreakerMaxCooldown = 10 * time.Minute
+	// DefaultMaxWaiting and DefaultMaxWaitingBytes bound the events waiting for their
+	// tenant's concurrency cap.
+	DefaultMaxWaiting      = 10000
+	DefaultMaxWaitingBytes = 64 << 20
 )
 
 // DefaultRetrySchedule returns the Standard Webhooks schedule: the delays after failed
 // attempts 1..7 (the first attempt is immediate).
-func DefaultRetrySchedule() []time.Duration {
-	return []time.Duration{
-		5 * time.Second, 5 * time.Minute, 30 * time.Minute,
-		2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
-	}
-}
+func DefaultRetrySchedule() []time.Duration { return natsconf.DefaultRetrySchedule() }
+
+// DefaultTenantConcurrency is the per-tenant cap for a worker of the given concurrency:
+// a quarter of it, at least 1.
+func DefaultTenantConcurrency(concurrency int) int { return max(1, concurrency/4) }
 
 // ErrInvalidConfig is wrapped by every error New and Run return for a setting that
 // cannot work; the message names the setting.
@@ -68,14 +79,32 @@ type Config struct {
 	DrainTimeout time.Duration
 	// UserAgent is sent with every webhook (default DefaultUserAgent).
 	UserAgent string
+	// TenantConcurrency caps one tenant's deliveries in flight in this worker (default
+	// DefaultTenantConcurrency(Concurrency)); its further events wait without holding
+	// a delivery slot.
+	TenantConcurrency int
+	// MaxWaiting and MaxWaitingBytes bound the events of all tenants waiting for their
+	// tenant's cap, in number (default 10000) and payload
+	// bytes (default 64 MiB); when
+	// either is reached the worker takes no further events until one leaves. They
+	// should let the events arriving during one HTTPTimeout wait, which is how long a
+	// hanging endpoint takes to be parked.
+	MaxWaiting      int
+	MaxWaitingBytes int
+	// BreakerThreshold is how many consecutive failures (no answer, 5xx, 429) park an
+	// endpoint (default 5; -1 turns the breaker off).
+	BreakerThreshold int
+	// BreakerCooldown is how long a parked endpoint gets no requests before one probe
+	// (default 30s); a failed probe doubles it up to BreakerMaxCooldown (default 10m).
+	BreakerCooldown    time.Duration
+	BreakerMaxCooldown time.Duration
 }
 
 // Deps are the worker's collaborators.
 type Deps struct {
-	// JS reaches the natsconf.ConsumerDeliver consumer on natsconf.StreamEvents.
+	// JS reaches the natsconf.ConsumerDeliver consumer on natsconf.StreamEvents; the
+	// worker also writes status records and attempt logs through it.
 	JS jetstream.JetStream
-	// Status records each event's delivery state.
-	Status *status.Store
 	// Configs reads tenants' webhook configuration; it should be cached (vault.Cache),
 	// since it is called for every message.
 	Configs vault.ConfigReader
@@ -111,6 +140,24 @@ func (c Config) withDefaults() (Config, error) {
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent
 	}
+	if c.TenantConcurrency == 0 {
+		c.TenantConcurrency = DefaultTenantConcurrency(c.Concurrency)
+	}
+	if c.MaxWaiting == 0 {
+		c.MaxWaiting = DefaultMaxWaiting
+	}
+	if c.MaxWaitingBytes == 0 {
+		c.MaxWaitingBytes = DefaultMaxWaitingBytes
+	}
+	if c.BreakerThreshold == 0 {
+		c.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if c.BreakerCooldown == 0 {
+		c.BreakerCooldown = DefaultBreakerCooldown
+	}
+	if c.BreakerMaxCooldown == 0 {
+		c.BreakerMaxCooldown = max(DefaultBreakerMaxCooldown, c.BreakerCooldown)
+	}
 	switch {
 	case c.Concurrency < 1:
 		return c, fmt.Errorf("%w: Concurrency (EDGEHOOK_CONCURRENCY) must be at least 1, got %d", ErrInvalidConfig, c.Concurrency)
@@ -126,6 +173,18 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: MaxRetryAfter must not be negative, got %s", ErrInvalidConfig, c.MaxRetryAfter)
 	case c.DrainTimeout < 0:
 		return c, fmt.Errorf("%w: DrainTimeout (EDGEHOOK_DRAIN_TIMEOUT) must not be negative, got %s", ErrInvalidConfig, c.DrainTimeout)
+	case c.TenantConcurrency < 1 || c.TenantConcurrency > c.Concurrency:
+		return c, fmt.Errorf("%w: TenantConcurrency (EDGEHOOK_TENANT_CONCURRENCY) must be 1..Concurrency (%d), got %d", ErrInvalidConfig, c.Concurrency, c.TenantConcurrency)
+	case c.MaxWaiting < 1:
+		return c, fmt.Errorf("%w: MaxWaiting must be at least 1, got %d", ErrInvalidConfig, c.MaxWaiting)
+	case c.MaxWaitingBytes < 1:
+		return c, fmt.Errorf("%w: MaxWaitingBytes must be at least 1, got %d", ErrInvalidConfig, c.MaxWaitingBytes)
+	case c.BreakerThreshold < -1:
+		return c, fmt.Errorf("%w: BreakerThreshold (EDGEHOOK_BREAKER_THRESHOLD) must be at least 1, or -1 for no breaker, got %d", ErrInvalidConfig, c.BreakerThreshold)
+	case c.BreakerCooldown < 0:
+		return c, fmt.Errorf("%w: BreakerCooldown (EDGEHOOK_BREAKER_COOLDOWN) must be positive, got %s", ErrInvalidConfig, c.BreakerCooldown)
+	case c.BreakerMaxCooldown < c.BreakerCooldown:
+		return c, fmt.Errorf("%w: BreakerMaxCooldown must be at least BreakerCooldown %s, got %s", ErrInvalidConfig, c.BreakerCooldown, c.BreakerMaxCooldown)
 	}
 	for i, d := range c.RetrySchedule {
 		if d < 0 {

@@ -21,6 +21,10 @@ const (
 	statusWriteTimeout = 5 * time.Second
 )
 
+// statusRetryDelay paces the retries of a failed status write, and delays the
+// redelivery of a delivered event whose status could not be written.
+const statusRetryDelay = time.Second
+
 // Terminal and retryable reasons that are not HTTP answers.
 const (
 	errTextNoConfig          = "tenant has no webhook config"
@@ -35,12 +39,18 @@ var errNotEvent = errors.New("worker: message is not an event")
 type event struct {
 	id, tenant, typ string
 	createdAt       time.Time
-	attempt         int // 1 for the first delivery, counted by the server
+	attempt         int    // 1 for the first delivery, counted by the server
+	seq             uint64 // stream sequence on EVENTS
+	replay          int    // 0 for the original, k for the k-th replay
+	prior           int    // attempts logged before this replay
 	payload         []byte
 }
 
-// parseEvent reads the event headers the gateway sets. A message without an event id
-// or tenant, or whose tenant does not match its subject, is not an event.
+// logIndex is the index of this delivery in the event's attempt log.
+func (ev *event) logIndex() int { return ev.prior + ev.attempt }
+
+// parseEvent reads the event headers the gateway (or a replay) sets. A message without
+// an event id or tenant, or whose tenant does not match its subject, is not an event.
 func parseEvent(msg jetstream.Msg) (event, error) {
 	h := msg.Headers()
 	ev := event{
@@ -60,17 +70,23 @@ func parseEvent(msg jetstream.Msg) (event, error) {
 		return ev, fmt.Errorf("%w: %w", errNotEvent, err)
 	}
 	ev.attempt = int(meta.NumDelivered)
+	ev.seq = meta.Sequence.Stream
 	if ns, err := strconv.ParseInt(h.Get(natsconf.HeaderIngestTime), 10, 64); err == nil {
 		ev.createdAt = time.Unix(0, ns).UTC()
 	} else {
 		ev.createdAt = meta.Timestamp.UTC()
 	}
+	ev.replay, _ = strconv.Atoi(h.Get(natsconf.HeaderReplay))
+	ev.prior, _ = strconv.Atoi(h.Get(natsconf.HeaderPriorAttempts))
+	ev.replay, ev.prior = max(ev.replay, 0), max(ev.prior, 0)
 	return ev, nil
 }
 
-// handle delivers one message and settles it (ack, nak or term) exactly once, unless
-// shutdown has already given it back.
-func (w *Worker) handle(ctx context.Context, b *attemptBuffers, msg jetstream.Msg) {
+// dispatch takes one message: a non-event is terminated; an event runs now if its
+// tenant has a free slot, is parked if its endpoint's breaker is open, or waits in its
+// tenant's queue (kept alive with InProgress) for a slot. Only when the queue of all
+// tenants is full does dispatch wait, polling, for room.
+func (w *Worker) dispatch(ctx, workCtx context.Context, b *attemptBuffers, msg jetstream.Msg) {
 	ev, err := parseEvent(msg)
 	if err != nil {
 		w.log.Warn("terminating a message that is not an event", "subject", msg.Subject(), "error", err)
@@ -79,10 +95,71 @@ func (w *Worker) handle(ctx context.Context, b *attemptBuffers, msg jetstream.Ms
 		}
 		return
 	}
-	f := w.track(msg)
-	defer w.untrack(f)
-	r := w.attempt(ctx, b, &ev)
-	w.finish(ctx, f, &ev, r)
+	j := &job{msg: msg, ev: ev, f: w.track(msg)}
+	for {
+		a, parkedFor, parkedErr := w.tenants.admit(j, time.Now())
+		switch a {
+		case admitRun:
+			w.run(ctx, workCtx, b, j)
+			return
+		case admitPark:
+			w.park(workCtx, j, parkedFor, parkedErr)
+			return
+		case admitHold:
+			j.f.keepAlive(w.waitingEvery)
+			return
+		}
+		j.f.keepAlive(w.waitingEvery)
+		select {
+		case <-ctx.Done():
+			w.giveBack(j)
+			return
+		case <-time.After(waitingPoll):
+		}
+	}
+}
+
+// run delivers j, then the tenant's waiting events its slot passes to, until the
+// tenant's queue is empty, its endpoint is parked, or the worker is stopping.
+func (w *Worker) run(ctx, workCtx context.Context, b *attemptBuffers, j *job) {
+	for j != nil {
+		w.metrics.inFlight.Inc()
+		r := w.deliver(workCtx, b, j)
+		w.metrics.inFlight.Dec()
+		next, park, parkedFor, parkedErr := w.tenants.done(j, r, time.Now(), ctx.Err() != nil)
+		for _, p := range park {
+			w.park(workCtx, p, parkedFor, parkedErr)
+		}
+		j = next
+	}
+}
+
+// deliver makes one attempt of j and settles it (ack, nak or term) exactly once,
+// unless shutdown has already given it back.
+func (w *Worker) deliver(ctx context.Context, b *attemptBuffers, j *job) result {
+	defer w.untrack(j.f)
+	if j.f.isSettled() { // given back at shutdown while it waited
+		return result{}
+	}
+	r := w.attempt(ctx, b, &j.ev)
+	w.finish(ctx, j.f, &j.ev, r)
+	return r
+}
+
+// park settles j without an HTTP attempt because its endpoint is parked: it is
+// recorded as a parked attempt and comes back at its next scheduled attempt, or when
+// the endpoint's cooldown ends if that is later.
+func (w *Worker) park(ctx context.Context, j *job, parkedFor time.Duration, reason string) {
+	defer w.untrack(j.f)
+	w.finish(ctx, j.f, &j.ev, result{parked: true, parkedFor: parkedFor, lastError: reason, at: time.Now()})
+}
+
+// giveBack returns j to the server for immediate redelivery (shutdown).
+func (w *Worker) giveBack(j *job) {
+	defer w.untrack(j.f)
+	if _, err := j.f.settle(jetstream.Msg.Nak); err != nil {
+		w.log.Warn("nak at shutdown failed; the event is redelivered after the ack wait", "tenant", j.ev.tenant, "event", j.ev.id, "error", err)
+	}
 }
 
 // attempt reads the tenant's webhook config and makes one HTTP attempt. It never
@@ -91,27 +168,29 @@ func (w *Worker) attempt(ctx context.Context, b *attemptBuffers, ev *event) resu
 	cctx, cancel := context.WithTimeout(ctx, configReadTimeout)
 	cfg, err := w.configs.WebhookConfig(cctx, ev.tenant)
 	cancel()
+	now := time.Now()
 	switch {
 	case errors.Is(err, vault.ErrNotFound):
-		return result{terminal: true, lastError: errTextNoConfig}
+		return result{terminal: true, lastError: errTextNoConfig, at: now}
 	case err != nil:
 		w.log.Warn("webhook config read failed", "tenant", ev.tenant, "event", ev.id, "error", err)
-		return result{lastError: errTextConfigUnavailable}
+		return result{lastError: errTextConfigUnavailable, at: now}
 	case cfg.Secret.IsZero():
-		return result{lastError: errTextNoSecret}
+		return result{lastError: errTextNoSecret, at: now}
 	}
 	if err := checkTargetURL(cfg.TargetURL); err != nil {
-		return result{refused: true, lastError: err.Error()}
+		return result{refused: true, lastError: err.Error(), at: now}
 	}
-	now := time.Now()
 	r := w.post(b, cfg.TargetURL, cfg.ActiveSecrets(now), ev, now)
 	w.metrics.latency.Observe(r.duration.Seconds())
 	return r
 }
 
-// finish records the attempt's outcome in the status bucket, then settles the message:
-// 2xx ack; 410 or no config term; attempts exhausted nak (the server then emits its
-// MAX_DELIVERIES advisory and does not redeliver); otherwise nak with the retry delay.
+// finish records the attempt in the event's status record, and a failed one in its
+// attempt log (one round trip), then settles the message: 2xx ack; 410 or no config term; attempts exhausted
+// nak (the server then emits its MAX_DELIVERIES advisory and does not redeliver);
+// otherwise nak with the retry delay (for a parked endpoint, at least until its
+// cooldown ends).
 func (w *Worker) finish(ctx context.Context, f *flight, ev *event, r result) {
 	rec := status.Record{
 		EventID:        ev.id,
@@ -122,6 +201,9 @@ func (w *Worker) finish(ctx context.Context, f *flight, ev *event, r result) {
 		LastError:      r.lastError,
 		CreatedAt:      ev.createdAt,
 		UpdatedAt:      time.Now().UTC(),
+		Seq:            ev.seq,
+		TotalAttempts:  ev.logIndex(),
+		Replays:        ev.replay,
 	}
 	var (
 		outcome string
@@ -140,16 +222,23 @@ func (w *Worker) finish(ctx context.Context, f *flight, ev *event, r result) {
 	case ev.attempt >= w.cfg.MaxDeliver:
 		rec.Status, outcome, settle = status.Failed, outcomeFailed, jetstream.Msg.Nak
 		w.log.Warn("webhook delivery failed: attempts exhausted", "tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt,
-			"statusCode", r.statusCode, "reason", r.lastError)
+			"statusCode", r.statusCode, "reason", r.lastError, "parked", r.parked)
 	default:
 		delay := retryDelay(r, ev.attempt, w.cfg.RetrySchedule, w.cfg.MaxRetryAfter)
 		rec.Status, outcome = status.Retrying, outcomeRetry
-		if r.refused {
+		switch {
+		case r.parked:
+			delay, outcome = max(delay, r.parkedFor), outcomeParked
+		case r.refused:
 			outcome = outcomeRefused
 		}
 		settle = func(m jetstream.Msg) error { return m.NakWithDelay(delay) }
-		w.log.Warn("webhook attempt failed, will retry", "tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt,
-			"statusCode", r.statusCode, "reason", r.lastError, "retryIn", delay)
+		if r.parked {
+			w.log.Debug("endpoint parked, event waits", "tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt, "retryIn", delay)
+		} else {
+			w.log.Warn("webhook attempt failed, will retry", "tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt,
+				"statusCode", r.statusCode, "reason", r.lastError, "retryIn", delay)
+		}
 	}
 	w.metrics.deliveries.WithLabelValues(outcome).Inc()
 
@@ -158,11 +247,28 @@ func (w *Worker) finish(ctx context.Context, f *flight, ev *event, r result) {
 			"tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt)
 		return
 	}
-	sctx, cancel := context.WithTimeout(ctx, statusWriteTimeout)
-	if err := w.status.Put(sctx, rec); err != nil {
-		w.log.Error("status not recorded", "tenant", ev.tenant, "event", ev.id, "status", rec.Status, "error", err)
+	att := status.Attempt{
+		TenantID: ev.tenant, EventID: ev.id, N: ev.logIndex(), Attempt: ev.attempt, Replay: ev.replay, Seq: ev.seq,
+		At: r.at.UTC(), Outcome: attemptOutcome(outcome), StatusCode: r.statusCode,
+		LatencyMs: float64(r.duration.Microseconds()) / 1000, Error: r.lastError, ResponseBody: string(r.bodyPrefix),
 	}
-	cancel()
+	// A delivery is the event's last attempt (until a replay, which logs it): the
+	// status record carries it, one write. Any other attempt joins the log.
+	var log []status.Attempt
+	if r.delivered() {
+		rec.LastAttempt = &att
+	} else {
+		log = []status.Attempt{att}
+	}
+	if err := w.record(ctx, rec, log); err != nil {
+		w.log.Error("status not recorded", "tenant", ev.tenant, "event", ev.id, "status", rec.Status, "error", err)
+		if r.delivered() {
+			// An ack now would leave the event "retrying" forever. Redeliver it instead:
+			// the endpoint sees it again, with the same webhook-id, and the next attempt
+			// records it.
+			settle = func(m jetstream.Msg) error { return m.NakWithDelay(statusRetryDelay) }
+		}
+	}
 	if settled, err := f.settle(settle); err != nil {
 		w.log.Error("settling message failed; it will be redelivered after the ack wait",
 			"tenant", ev.tenant, "event", ev.id, "error", err)
@@ -170,4 +276,37 @@ func (w *Worker) finish(ctx context.Context, f *flight, ev *event, r result) {
 		w.log.Info("attempt finished after shutdown returned the event for redelivery",
 			"tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt)
 	}
+}
+
+// record writes the attempt and status record, trying again while the write fails (a
+// reconnect to NATS takes a moment) for up to statusWriteTimeout.
+func (w *Worker) record(ctx context.Context, rec status.Record, log []status.Attempt) error {
+	ctx, cancel := context.WithTimeout(ctx, statusWriteTimeout)
+	defer cancel()
+	for {
+		err := w.rec.Record(ctx, rec, log...)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(statusRetryDelay / 4):
+		}
+	}
+}
+
+// attemptOutcome maps a delivery outcome to the attempt log's vocabulary.
+func attemptOutcome(outcome string) string {
+	switch outcome {
+	case outcomeDelivered:
+		return status.OutcomeDelivered
+	case outcomeFailed:
+		return status.OutcomeFailed
+	case outcomeRefused:
+		return status.OutcomeRefused
+	case outcomeParked:
+		return status.OutcomeParked
+	}
+	return status.OutcomeRetry
 }

@@ -384,7 +384,7 @@ func TestRunRejectsConsumerMismatch(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := e.config()
 			edit(&cfg)
-			w, err := New(cfg, Deps{JS: e.js, Status: e.status, Configs: e.configs})
+			w, err := New(cfg, Deps{JS: e.js, Configs: e.configs})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -400,7 +400,7 @@ func TestRunRejectsConsumerMismatch(t *testing.T) {
 
 func TestRunReturnsWhenConsumerDeleted(t *testing.T) {
 	e := newEnv(t, nil)
-	w, err := New(e.config(), Deps{JS: e.js, Status: e.status, Configs: e.configs})
+	w, err := New(e.config(), Deps{JS: e.js, Configs: e.configs})
 	if err != nil {
 		t.Fatal(err)
 	}

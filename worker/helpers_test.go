@@ -30,6 +30,9 @@ import (
 // testHTTPTimeout keeps the consumer's AckWait (this plus natsconf.AckWaitMargin) short.
 const testHTTPTimeout = 2 * time.Second
 
+// testSchedule is the retry schedule of the tests' topology and workers.
+var testSchedule = []time.Duration{20 * time.Millisecond}
+
 // configMap is an in-memory vault.ConfigReader; fail, when set, can fail a read.
 type configMap struct {
 	mu   sync.Mutex
@@ -83,6 +86,7 @@ func newEnv(t testing.TB, edit func(*natsconf.Topology)) *env {
 	t.Helper()
 	srv := natstest.Start(t, func(topo *natsconf.Topology) {
 		topo.HTTPTimeout = testHTTPTimeout
+		topo.RetrySchedule = testSchedule
 		if edit != nil {
 			edit(topo)
 		}
@@ -101,7 +105,7 @@ func (e *env) config() Config {
 		Concurrency:         16,
 		HTTPTimeout:         testHTTPTimeout,
 		ConnectTimeout:      time.Second,
-		RetrySchedule:       []time.Duration{20 * time.Millisecond},
+		RetrySchedule:       e.srv.Topology.RetrySchedule,
 		MaxDeliver:          e.srv.Topology.MaxDeliver,
 		AllowPrivateTargets: true,
 		DrainTimeout:        5 * time.Second,
@@ -164,7 +168,7 @@ type running struct {
 func (e *env) start(t testing.TB, cfg Config) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	w, err := New(cfg, Deps{JS: e.js, Status: e.status, Configs: e.configs, Logger: testLogger(), Registerer: reg})
+	w, err := New(cfg, Deps{JS: e.js, Configs: e.configs, Logger: testLogger(), Registerer: reg})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -386,7 +390,26 @@ func counterValue(t testing.TB, reg prometheus.Gatherer, name, label, value stri
 	return 0
 }
 
+// gaugeValue reads the gauge name from reg.
+func gaugeValue(t testing.TB, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("gauge %s not found", name)
+	return 0
+}
+
 func matchLabel(m *dto.Metric, label, value string) bool {
+	if label == "" {
+		return true
+	}
 	for _, lp := range m.GetLabel() {
 		if lp.GetName() == label && lp.GetValue() == value {
 			return true

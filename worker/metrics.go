@@ -8,19 +8,25 @@ import (
 )
 
 // Delivery outcomes, the values of the outcome label of edgehook_deliveries_total.
-// Each handled attempt counts once.
+// Each handled delivery counts once.
 const (
 	outcomeDelivered = "delivered" // 2xx, acked
 	outcomeRetry     = "retry"     // failed, will be retried
 	outcomeFailed    = "failed"    // terminal: 410, attempts exhausted, no webhook config
 	outcomeRefused   = "refused"   // SSRF guard refused the target; will be retried
+	outcomeParked    = "parked"    // endpoint parked by its breaker; no request sent
 )
 
-// metrics are the worker's Prometheus collectors.
+// metrics are the worker's Prometheus collectors. None has a tenant label: tenants are
+// unbounded, and their ids belong in logs.
 type metrics struct {
-	deliveries *prometheus.CounterVec
-	latency    prometheus.Histogram
-	inFlight   prometheus.Gauge
+	deliveries         *prometheus.CounterVec
+	latency            prometheus.Histogram
+	inFlight           prometheus.Gauge
+	breakerTransitions *prometheus.CounterVec
+	parked             prometheus.Gauge
+	held               prometheus.Gauge
+	heldTotal          prometheus.Counter
 }
 
 // newMetrics creates the collectors and registers them on reg (nil: not registered).
@@ -28,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "edgehook_deliveries_total",
-			Help: "Webhook delivery attempts by outcome (delivered, retry, failed, refused).",
+			Help: "Webhook deliveries by outcome (delivered, retry, failed, refused, parked).",
 		}, []string{"outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "edgehook_delivery_seconds",
@@ -39,9 +45,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "edgehook_deliveries_in_flight",
 			Help: "Events this worker is handling right now.",
 		}),
+		breakerTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgehook_breaker_transitions_total",
+			Help: "Endpoint circuit breaker transitions by the state entered (open, half_open, closed).",
+		}, []string{"state"}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "edgehook_endpoints_parked",
+			Help: "Endpoints whose circuit breaker is open or half-open in this worker: their events wait without HTTP attempts.",
+		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "edgehook_deliveries_waiting",
+			Help: "Events waiting because their tenant is at its concurrency cap.",
+		}),
+		heldTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgehook_tenant_cap_waits_total",
+			Help: "Events that had to wait because their tenant was at its concurrency cap.",
+		}),
 	}
-	for _, o := range []string{outcomeDelivered, outcomeRetry, outcomeFailed, outcomeRefused} {
+	for _, o := range []string{outcomeDelivered, outcomeRetry, outcomeFailed, outcomeRefused, outcomeParked} {
 		m.deliveries.WithLabelValues(o) // export zeros, so rates work from the start
+	}
+	for _, s := range []string{breakerOpen, breakerHalfOpen, breakerClosed} {
+		m.breakerTransitions.WithLabelValues(s)
 	}
 	if reg == nil {
 		return m, nil
@@ -54,6 +79,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+		return nil, err
+	}
+	if m.breakerTransitions, err = register(reg, m.breakerTransitions); err != nil {
+		return nil, err
+	}
+	if m.parked, err = register(reg, m.parked); err != nil {
+		return nil, err
+	}
+	if m.held, err = register(reg, m.held); err != nil {
+		return nil, err
+	}
+	if m.heldTotal, err = register(reg, m.heldTotal); err != nil {
 		return nil, err
 	}
 	return m, nil

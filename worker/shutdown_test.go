@@ -31,7 +31,7 @@ func TestShutdownNaksSlowDeliveriesAndLosesNothing(t *testing.T) {
 		ids[i] = e.publish(t, tn, []byte(`{"slow":true}`))
 	}
 	cfg := e.config()
-	cfg.Concurrency = 4
+	cfg.Concurrency, cfg.TenantConcurrency = 4, 4
 	cfg.DrainTimeout = 300 * time.Millisecond
 	// Abandoned attempts hang for up to 10s, so any event back sooner was given back
 	// by the shutdown itself.
@@ -119,7 +119,7 @@ func TestLongHandlingIsNotRedeliveredMidFlight(t *testing.T) {
 	// A consumer with a 1s ack wait; handling one event takes ~2s (slow config read
 	// plus a slow endpoint), so only InProgress keeps it from a second delivery.
 	cc := e.srv.Topology.DeliverConsumer()
-	cc.AckWait = time.Second
+	cc.AckWait, cc.BackOff = time.Second, []time.Duration{time.Second}
 	if _, err := e.js.UpdateConsumer(ctx, natsconf.StreamEvents, cc); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestLongHandlingIsNotRedeliveredMidFlight(t *testing.T) {
 	id := e.publish(t, tn, []byte(`{}`))
 	cfg := e.config()
 	cfg.HTTPTimeout = 900 * time.Millisecond
-	w, err := New(cfg, Deps{JS: e.js, Status: e.status, Configs: slowConfigs{e.configs, 1200 * time.Millisecond}, Logger: testLogger()})
+	w, err := New(cfg, Deps{JS: e.js, Configs: slowConfigs{e.configs, 1200 * time.Millisecond}, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,19 +31,24 @@ const (
 	flushTimeout       = 2 * time.Second
 )
 
+// waitingPoll is how often an event that found the waiting queue full looks again.
+const waitingPoll = 50 * time.Millisecond
+
 // Worker is a delivery worker. Create it with New and run it with Run; it is safe to
 // call Ready from any goroutine.
 type Worker struct {
 	cfg     Config
 	js      jetstream.JetStream
-	status  *status.Store
+	rec     *status.Recorder
 	configs vault.ConfigReader
 	log     *slog.Logger
 	metrics *metrics
 	client  *fasthttp.Client
+	tenants *tenants
 
 	ready         atomic.Bool
 	progressEvery time.Duration // InProgress interval during long handling; 0 = never
+	waitingEvery  time.Duration // InProgress interval of events waiting for their tenant
 
 	mu      sync.Mutex
 	flights map[*flight]struct{}
@@ -57,10 +65,12 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	switch {
 	case deps.JS == nil:
 		return nil, errors.New("worker: Deps.JS is required")
-	case deps.Status == nil:
-		return nil, errors.New("worker: Deps.Status is required")
 	case deps.Configs == nil:
 		return nil, errors.New("worker: Deps.Configs is required")
+	}
+	rec, err := status.NewRecorder(deps.JS, statusWriteTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	log := deps.Logger
 	if log == nil {
@@ -70,14 +80,19 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	bc := breakerConfig{threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown, maxCooldown: cfg.BreakerMaxCooldown}
+	if bc.threshold < 0 {
+		bc.threshold = math.MaxInt // off
+	}
 	return &Worker{
 		cfg:     cfg,
 		js:      deps.JS,
-		status:  deps.Status,
+		rec:     rec,
 		configs: deps.Configs,
 		log:     log,
 		metrics: m,
 		client:  newHTTPClient(cfg, newDialGuard(cfg.AllowPrivateTargets, cfg.ConnectTimeout)),
+		tenants: newTenants(cfg.TenantConcurrency, cfg.MaxWaiting, cfg.MaxWaitingBytes, bc, m),
 		flights: make(map[*flight]struct{}),
 	}, nil
 }
@@ -87,13 +102,14 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 func (w *Worker) Ready() bool { return w.ready.Load() }
 
 // Run checks the delivery consumer against the config (HTTPTimeout must be below its
-// AckWait, MaxDeliver must equal its MaxDeliver), then delivers events with at most
-// Concurrency in flight until ctx is cancelled. At shutdown it stops pulling, gives
-// back buffered events that were not started, waits up to DrainTimeout for in-flight
-// deliveries, naks those still running so they are redelivered, and returns nil. An
-// attempt abandoned this way may still finish in the background, bounded by
-// HTTPTimeout; its outcome is discarded. Run returns an error wrapping
-// ErrConsumingStopped if consuming ends while ctx is live. Call Run once.
+// ack waits, MaxDeliver must equal its MaxDeliver, its BackOff must follow
+// RetrySchedule), then delivers events with at most Concurrency in flight, and at most
+// TenantConcurrency of one tenant, until ctx is cancelled. At shutdown it stops
+// pulling, gives back buffered and waiting events that were not started, waits up to
+// DrainTimeout for in-flight deliveries, naks those still running so they are
+// redelivered, and returns nil. An attempt abandoned this way may still finish in the
+// background, bounded by HTTPTimeout; its outcome is discarded. Run returns an error
+// wrapping ErrConsumingStopped if consuming ends while ctx is live. Call Run once.
 func (w *Worker) Run(ctx context.Context) error {
 	cons, err := w.js.Consumer(ctx, natsconf.StreamEvents, natsconf.ConsumerDeliver)
 	if err != nil {
@@ -108,10 +124,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	// One message's handling may take a config read, the attempt and a status write.
-	// If that can come near the AckWait, keep the message ours with InProgress.
-	if configReadTimeout+w.cfg.HTTPTimeout+statusWriteTimeout > cc.AckWait/2 {
-		w.progressEvery = cc.AckWait / 3
+	// If that can come near the shortest ack wait, keep the message ours with
+	// InProgress. Waiting events always are.
+	ackWait := minAckWait(cc)
+	if configReadTimeout+w.cfg.HTTPTimeout+statusWriteTimeout > ackWait/2 {
+		w.progressEvery = ackWait / 3
 	}
+	w.waitingEvery = ackWait / 3
 	iter, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
 	if err != nil {
 		return fmt.Errorf("worker: subscribe: %w", err)
@@ -147,6 +166,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer drain.Stop()
 	select {
 	case <-stopped:
+		// Only events waiting for their tenant's cap are left: give them back.
+		if n := w.nakInFlight(); n > 0 {
+			w.log.Info("waiting events returned for redelivery", "count", n)
+		}
 	case <-drain.C:
 		cancelWork()
 		n := w.nakInFlight()
@@ -168,19 +191,47 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// checkConsumer verifies that the consumer's settings agree with the worker's.
+// checkConsumer verifies that the consumer's settings agree with the worker's: the
+// HTTP timeout below every ack wait, the same MaxDeliver, and a BackOff that is the
+// retry schedule raised to the consumer's shortest ack wait (natsconf.BackOff).
 func (w *Worker) checkConsumer(cc jetstream.ConsumerConfig) error {
+	ackWait := minAckWait(cc)
 	switch {
 	case cc.AckPolicy != jetstream.AckExplicitPolicy:
 		return fmt.Errorf("%w: consumer %s must use explicit acks, has %s", ErrInvalidConfig, natsconf.ConsumerDeliver, cc.AckPolicy)
-	case w.cfg.HTTPTimeout >= cc.AckWait:
+	case w.cfg.HTTPTimeout >= ackWait:
 		return fmt.Errorf("%w: HTTPTimeout (EDGEHOOK_HTTP_TIMEOUT) %s must be less than the AckWait %s of consumer %s (run `edgehook setup nats` with the same timeout)",
-			ErrInvalidConfig, w.cfg.HTTPTimeout, cc.AckWait, natsconf.ConsumerDeliver)
+			ErrInvalidConfig, w.cfg.HTTPTimeout, ackWait, natsconf.ConsumerDeliver)
 	case cc.MaxDeliver != w.cfg.MaxDeliver:
 		return fmt.Errorf("%w: MaxDeliver (EDGEHOOK_MAX_DELIVER) %d differs from MaxDeliver %d of consumer %s (run `edgehook setup nats` with the same value)",
 			ErrInvalidConfig, w.cfg.MaxDeliver, cc.MaxDeliver, natsconf.ConsumerDeliver)
 	}
+	if want := natsconf.BackOff(w.cfg.RetrySchedule, w.cfg.MaxDeliver, ackWait); !slices.Equal(cc.BackOff, want) {
+		return fmt.Errorf("%w: RetrySchedule (EDGEHOOK_RETRY_SCHEDULE) %s needs BackOff %s on consumer %s, which has %s (run `edgehook setup nats` with the same schedule)",
+			ErrInvalidConfig, durations(w.cfg.RetrySchedule), durations(want), natsconf.ConsumerDeliver, durations(cc.BackOff))
+	}
 	return nil
+}
+
+// minAckWait is the shortest time the server waits for an ack of cc's messages: the
+// least BackOff entry, or AckWait without BackOff.
+func minAckWait(cc jetstream.ConsumerConfig) time.Duration {
+	if len(cc.BackOff) == 0 {
+		return cc.AckWait
+	}
+	return slices.Min(cc.BackOff)
+}
+
+// durations formats ds as the comma-separated form of EDGEHOOK_RETRY_SCHEDULE.
+func durations(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, ",")
 }
 
 // consume is one delivery goroutine: it takes the next message and handles it, until
@@ -213,9 +264,7 @@ func (w *Worker) consume(ctx, workCtx context.Context, iter jetstream.MessagesCo
 			}
 			continue
 		}
-		w.metrics.inFlight.Inc()
-		w.handle(workCtx, b, msg)
-		w.metrics.inFlight.Dec()
+		w.dispatch(ctx, workCtx, b, msg)
 	}
 }
 
@@ -269,6 +318,21 @@ func (f *flight) isSettled() bool {
 	return f.done
 }
 
+// keepAlive starts InProgress signals every every, unless they run already or the
+// message is settled.
+func (f *flight) keepAlive(every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done || f.progress != nil {
+		return
+	}
+	f.every = every
+	f.progress = time.AfterFunc(every, f.inProgress)
+}
+
 // inProgress tells the server the message is still being worked on, then re-arms.
 func (f *flight) inProgress() {
 	f.mu.Lock()
@@ -306,8 +370,8 @@ func (w *Worker) untrack(f *flight) {
 	w.mu.Unlock()
 }
 
-// nakInFlight naks every message still in flight, so the server redelivers it, and
-// returns how many it naked.
+// nakInFlight naks every message still tracked (in flight, or waiting for its
+// tenant's cap), so the server redelivers it, and returns how many it naked.
 func (w *Worker) nakInFlight() int {
 	w.mu.Lock()
 	fs := make([]*flight, 0, len(w.flights))

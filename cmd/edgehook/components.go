@@ -18,6 +18,7 @@ import (
 	"github.com/edgehook/edgehook/status"
 	"github.com/edgehook/edgehook/vault"
 	"github.com/edgehook/edgehook/worker"
+	"github.com/edgehook/edgehook/worker/dlq"
 )
 
 // gatewayOptions are the settings of the gateway, in `gateway` and `up`.
@@ -153,16 +154,35 @@ func (s *stack) startWorker(cfg worker.Config, configs *vault.Cache, reg prometh
 	if err := followConfigChanges(nc, configs, log); err != nil {
 		return nil, fmt.Errorf("follow config changes: %w", err)
 	}
-	stKV, err := js.KeyValue(ctx, natsconf.BucketStatus)
-	if err != nil {
+	if _, err := js.KeyValue(ctx, natsconf.BucketStatus); err != nil {
 		return nil, fmt.Errorf("status bucket (run `edgehook setup nats`): %w", err)
 	}
-	w, err := worker.New(cfg, worker.Deps{JS: js, Status: status.NewStore(stKV), Configs: configs, Logger: log.With("component", "worker"), Registerer: reg})
+	w, err := worker.New(cfg, worker.Deps{JS: js, Configs: configs, Logger: log.With("component", "worker"), Registerer: reg})
 	if err != nil {
 		return nil, usageError{err}
 	}
 	s.g.Go(func() error { return w.Run(ctx) })
 	return func() bool { return w.Ready() && nc.IsConnected() && s.configsReady() }, nil
+}
+
+// startDLQ connects the DLQ processor as its own NATS user and runs it; it returns the
+// processor's readiness. It needs no Vault.
+func (s *stack) startDLQ(reg prometheus.Registerer) (func() bool, error) {
+	ctx, log := s.ctx, s.log
+	nc, js, err := s.connect(string(natsconf.DLQ))
+	if err != nil {
+		return nil, err
+	}
+	stKV, err := js.KeyValue(ctx, natsconf.BucketStatus)
+	if err != nil {
+		return nil, fmt.Errorf("status bucket (run `edgehook setup nats`): %w", err)
+	}
+	p, err := dlq.New(dlq.Config{}, dlq.Deps{JS: js, Status: status.NewStore(stKV), Logger: log.With("component", "dlq"), Registerer: reg})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	s.g.Go(func() error { return p.Run(ctx) })
+	return func() bool { return p.Ready() && nc.IsConnected() }, nil
 }
 
 // startReceiver connects a receiver and runs it.

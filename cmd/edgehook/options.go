@@ -67,6 +67,7 @@ func (o natsOptions) connect(name string, log *slog.Logger) (*nats.Conn, jetstre
 // topologyOptions are the JetStream layout settings shared by `setup nats` and `up`.
 type topologyOptions struct {
 	natsconf.Topology
+	retrySchedule string
 }
 
 func (o *topologyOptions) register(s *settings) {
@@ -75,48 +76,67 @@ func (o *topologyOptions) register(s *settings) {
 	s.Duration(&o.Retention, "retention", "EDGEHOOK_RETENTION", d.Retention, "how long events, statuses and received webhooks are kept")
 	s.Duration(&o.DuplicateWindow, "duplicate-window", "EDGEHOOK_DUPLICATE_WINDOW", d.DuplicateWindow, "how long an Idempotency-Key is remembered")
 	s.Duration(&o.ReceivedDuplicateWindow, "received-duplicate-window", "EDGEHOOK_RECEIVED_DUPLICATE_WINDOW", d.ReceivedDuplicateWindow, "how long the receiver remembers a webhook-id")
-	s.Int(&o.MaxAckPending, "max-ack-pending", "EDGEHOOK_MAX_ACK_PENDING", d.MaxAckPending, "events in flight across all workers")
+	s.Int(&o.MaxAckPending, "max-ack-pending", "EDGEHOOK_MAX_ACK_PENDING", d.MaxAckPending, "events in flight or waiting for a retry, across all workers")
+	s.Duration(&o.DeadLetterRetention, "dlq-retention", "EDGEHOOK_DLQ_RETENTION", d.DeadLetterRetention, "how long dead letters are kept (at least the retention)")
 	o.registerDelivery(s)
 }
 
-// registerDelivery registers the two settings the worker and the consumer must agree on.
+// registerDelivery registers the settings the worker and the consumer must agree on.
+// resolve must run after parsing.
 func (o *topologyOptions) registerDelivery(s *settings) {
 	d := natsconf.DefaultTopology()
 	s.Duration(&o.HTTPTimeout, "http-timeout", "EDGEHOOK_HTTP_TIMEOUT", d.HTTPTimeout, "total timeout of one delivery attempt (the consumer's AckWait is this plus 10s)")
 	s.Int(&o.MaxDeliver, "max-deliver", "EDGEHOOK_MAX_DELIVER", d.MaxDeliver, "delivery attempts before an event is dead-lettered")
+	s.String(&o.retrySchedule, "retry-schedule", "EDGEHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h", "delays after each failed attempt, comma-separated Go durations (the consumer's BackOff follows them)")
+}
+
+// resolve parses the retry schedule into the topology; the error names
+// EDGEHOOK_RETRY_SCHEDULE.
+func (o *topologyOptions) resolve() error {
+	schedule, err := worker.ParseRetrySchedule(o.retrySchedule)
+	if err != nil {
+		return usageError{err}
+	}
+	o.RetrySchedule = schedule
+	return nil
 }
 
 // workerOptions are the delivery settings of `worker` and `up`.
 type workerOptions struct {
-	concurrency    int
-	retrySchedule  string
-	allowPrivate   bool
-	connectTimeout time.Duration
-	drainTimeout   time.Duration
+	concurrency       int
+	tenantConcurrency int
+	breakerThreshold  int
+	breakerCooldown   time.Duration
+	allowPrivate      bool
+	connectTimeout    time.Duration
+	drainTimeout      time.Duration
 }
 
 func (o *workerOptions) register(s *settings, allowPrivateDefault bool) {
 	s.Int(&o.concurrency, "concurrency", "EDGEHOOK_CONCURRENCY", 256, "deliveries in flight in this worker")
-	s.String(&o.retrySchedule, "retry-schedule", "EDGEHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h", "delays after each failed attempt, comma-separated Go durations")
+	s.Int(&o.tenantConcurrency, "tenant-concurrency", "EDGEHOOK_TENANT_CONCURRENCY", 0, "deliveries of one tenant in flight in this worker (0: a quarter of the concurrency)")
+	s.Int(&o.breakerThreshold, "breaker-threshold", "EDGEHOOK_BREAKER_THRESHOLD", worker.DefaultBreakerThreshold, "consecutive failures that park an endpoint (-1: never)")
+	s.Duration(&o.breakerCooldown, "breaker-cooldown", "EDGEHOOK_BREAKER_COOLDOWN", worker.DefaultBreakerCooldown, "how long a parked endpoint gets no requests before a probe (doubles per failed probe, up to 10m)")
 	s.Bool(&o.allowPrivate, "allow-private-targets", "EDGEHOOK_ALLOW_PRIVATE_TARGETS", allowPrivateDefault, "allow webhook targets on loopback and private addresses")
 	s.Duration(&o.connectTimeout, "connect-timeout", "EDGEHOOK_CONNECT_TIMEOUT", 5*time.Second, "TCP connect timeout of a delivery")
 	s.Duration(&o.drainTimeout, "drain-timeout", "EDGEHOOK_DRAIN_TIMEOUT", 15*time.Second, "on shutdown, how long in-flight deliveries may finish")
 }
 
-// config builds the worker's config from the options and the delivery topology.
+// config builds the worker's config from the options and the delivery topology (whose
+// retry schedule resolve has parsed).
 func (o workerOptions) config(t natsconf.Topology) (worker.Config, error) {
-	schedule, err := worker.ParseRetrySchedule(o.retrySchedule)
-	if err != nil {
-		return worker.Config{}, usageError{err}
-	}
 	return worker.Config{
 		Concurrency:         o.concurrency,
 		HTTPTimeout:         t.HTTPTimeout,
 		ConnectTimeout:      o.connectTimeout,
-		RetrySchedule:       schedule,
+		RetrySchedule:       t.RetrySchedule,
 		MaxDeliver:          t.MaxDeliver,
 		AllowPrivateTargets: o.allowPrivate,
 		DrainTimeout:        o.drainTimeout,
+		TenantConcurrency:   o.tenantConcurrency,
+		BreakerThreshold:    o.breakerThreshold,
+		BreakerCooldown:     o.breakerCooldown,
+		BreakerMaxCooldown:  max(worker.DefaultBreakerMaxCooldown, o.breakerCooldown),
 	}, nil
 }
 

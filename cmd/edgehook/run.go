@@ -31,7 +31,8 @@ func commands() map[string]command {
 		"gateway":  {"serve the tenant (and, with an admin token, admin) HTTP API", runGateway},
 		"worker":   {"deliver events as signed webhooks", runWorker},
 		"receiver": {"verify incoming webhooks and publish them to RECEIVED", runReceiver},
-		"setup":    {"create or update JetStream streams, buckets and consumers (setup nats)", runSetup},
+		"dlq":      {"dead-letter events that exhausted their attempts; `dlq replay` replays them", runDLQ},
+		"setup":    {"create or update the JetStream layout (setup nats) or the Vault mount, policies and roles (setup vault)", runSetup},
 		"tenant":   {"manage tenants through the admin API (create, get, update, rotate-secret)", runTenant},
 	}
 }

@@ -71,6 +71,9 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := topo.resolve(); err != nil {
+		return err
+	}
 	cfg, err := wo.config(topo.Topology)
 	if err != nil {
 		return err
@@ -143,6 +146,9 @@ func runSetup(ctx context.Context, env *environment, args []string) error {
 	if err := s.parse(args[1:]); err != nil {
 		return err
 	}
+	if err := topo.resolve(); err != nil {
+		return err
+	}
 	if err := topo.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -161,8 +167,8 @@ func runSetup(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	t := topo.Topology
-	fmt.Fprintf(env.stdout, "streams %s, %s; buckets %s, %s; consumer %s (AckWait %s, MaxDeliver %d): up to date\n",
-		natsconf.StreamEvents, natsconf.StreamReceived, natsconf.BucketIdentity, natsconf.BucketStatus,
-		natsconf.ConsumerDeliver, t.AckWait(), t.MaxDeliver)
+	fmt.Fprintf(env.stdout, "streams %s, %s, %s; buckets %s, %s; consumers %s (AckWait %s, MaxDeliver %d, BackOff %v), %s: up to date\n",
+		natsconf.StreamEvents, natsconf.StreamReceived, natsconf.StreamDLQ, natsconf.BucketIdentity, natsconf.BucketStatus,
+		natsconf.ConsumerDeliver, t.AckWait(), t.MaxDeliver, t.DeliverConsumer().BackOff, natsconf.ConsumerDLQ)
 	return nil
 }

@@ -51,6 +51,9 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := o.topo.resolve(); err != nil {
+		return err
+	}
 	wcfg, err := o.worker.config(o.topo.Topology)
 	if err != nil {
 		return err
@@ -132,6 +135,9 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 		return st.abort(err)
 	}
 	if err := st.startReceiver(receiver.Config{Addr: o.receiverAddr}, cache, rcReg, all); err != nil {
+		return st.abort(err)
+	}
+	if _, err := st.startDLQ(wkReg); err != nil {
 		return st.abort(err)
 	}
 	st.g.Go(func() error {

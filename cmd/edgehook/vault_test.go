@@ -206,7 +206,11 @@ type vaultFixture struct {
 func newVaultFixture(t *testing.T, maxDeliver int) *vaultFixture {
 	t.Helper()
 	f := &vaultFixture{
-		nats:   natstest.Start(t, func(tp *natsconf.Topology) { tp.MaxDeliver = maxDeliver }),
+		// The workers below retry after 1s or 500ms: both below the ack wait, so the
+		// consumer's BackOff for either is the ack wait alone, as for this schedule.
+		nats: natstest.Start(t, func(tp *natsconf.Topology) {
+			tp.MaxDeliver, tp.RetrySchedule = maxDeliver, []time.Duration{time.Second}
+		}),
 		vault:  vaulttest.Setup(t),
 		tenant: "ten_vaultfixture",
 	}
@@ -236,6 +240,7 @@ func (f *vaultFixture) workerEnv(t *testing.T, vaultAddr string, maxDeliver int,
 		"EDGEHOOK_VAULT_PREFIX":          f.vault.Prefix,
 		"EDGEHOOK_ALLOW_PRIVATE_TARGETS": "true",
 		"EDGEHOOK_MAX_DELIVER":           fmt.Sprint(maxDeliver),
+		"EDGEHOOK_RETRY_SCHEDULE":        "1s", // the fixture's consumer follows it
 		"EDGEHOOK_METRICS_ADDR":          freeAddr(t),
 		"EDGEHOOK_LOG_LEVEL":             "warn",
 	}

@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/status"
+)
+
+// CodeConflict is the error code of a request the resource's state does not allow
+// (replaying an event that is still queued or retrying).
+const CodeConflict = "conflict"
+
+// attemptResponse is one entry of GET /v1/events/{id}/attempts.
+type attemptResponse struct {
+	Attempt      int       `json:"attempt"`
+	Replay       int       `json:"replay"`
+	At           time.Time `json:"at"`
+	Outcome      string    `json:"outcome"`
+	StatusCode   int       `json:"statusCode"`
+	LatencyMs    float64   `json:"latencyMs"`
+	Error        string    `json:"error"`
+	ResponseBody string    `json:"responseBody"`
+}
+
+// attemptsResponse is the body of GET /v1/events/{id}/attempts.
+type attemptsResponse struct {
+	EventID  string            `json:"eventId"`
+	Attempts []attemptResponse `json:"attempts"`
+}
+
+// getAttempts serves GET /v1/events/{id}/attempts: the attempt log of one of the
+// caller's own events, oldest first, each with its time, outcome, status code,
+// latency, error and the first 1 KiB of the endpoint's answer. Another tenant's event
+// is an unknown one (404).
+func (s *Server) getAttempts(ctx *fasthttp.RequestCtx, id string) error {
+	t, err := s.authenticate(ctx)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := s.storeCtx()
+	defer cancel()
+	log, err := s.deps.Status.Attempts(sctx, t.TenantID, id)
+	if err != nil {
+		return storeError("status store", err)
+	}
+	resp := attemptsResponse{EventID: id, Attempts: make([]attemptResponse, 0, len(log))}
+	for _, a := range log {
+		if a.TenantID != t.TenantID { // keys are per tenant; this is belt and braces
+			continue
+		}
+		resp.Attempts = append(resp.Attempts, attemptResponse{
+			Attempt: a.Attempt, Replay: a.Replay, At: a.At, Outcome: a.Outcome, StatusCode: a.StatusCode,
+			LatencyMs: a.LatencyMs, Error: a.Error, ResponseBody: a.ResponseBody,
+		})
+	}
+	writeJSON(ctx, fasthttp.StatusOK, resp)
+	return nil
+}
+
+// replayResponse is the body of POST /v1/events/{id}/replay.
+type replayResponse struct {
+	EventID         string `json:"eventId"`
+	ReplayRequested bool   `json:"replayRequested"`
+}
+
+// replayEvent serves POST /v1/events/{id}/replay: an active tenant asks for one of its
+// failed or delivered events to be delivered again, with the same webhook-id and a
+// fresh attempt count. The gateway cannot read events back (least privilege), so it
+// queues a replay request on DLQ, answered 202 once stored; the DLQ processor
+// executes it. A queued or retrying event is 409. Repeating the request before the
+// event's state changes queues it once.
+func (s *Server) replayEvent(ctx *fasthttp.RequestCtx, id string) error {
+	t, err := s.authenticateActive(ctx)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := s.storeCtx()
+	defer cancel()
+	rec, rev, err := s.deps.Status.Entry(sctx, t.TenantID, id)
+	if err != nil {
+		return storeError("status store", err)
+	}
+	if rec.Status != status.Failed && rec.Status != status.Delivered {
+		return newAPIError(fasthttp.StatusConflict, CodeConflict,
+			"event is "+rec.Status+"; only failed or delivered events can be replayed")
+	}
+	m := nats.NewMsg(natsconf.ReplaySubject(t.TenantID))
+	m.Header.Set(natsconf.HeaderTenant, t.TenantID)
+	m.Header.Set(natsconf.HeaderEventID, id)
+	// One request per state of the event: the status record's revision names it.
+	m.Header.Set(jetstream.MsgIDHeader, "replay:"+t.TenantID+":"+id+":"+strconv.FormatUint(rev, 10))
+	if _, err := s.pub.PublishMsg(sctx, m); err != nil {
+		s.log.Warn("replay request not stored", "tenant", t.TenantID, "event", id, "error", err)
+		return &unavailableError{what: "event store", err: err}
+	}
+	s.log.Info("replay requested", "tenant", t.TenantID, "event", id, "status", rec.Status)
+	writeJSON(ctx, fasthttp.StatusAccepted, replayResponse{EventID: id, ReplayRequested: true})
+	return nil
+}
