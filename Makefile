@@ -6,7 +6,7 @@ NATSCLI_VERSION := v0.5.0
 FUZZTIME ?= 10s
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test test-vault tools unit fuzz vet bench clean
+.PHONY: all build run test test-vault tools unit fuzz vet bench bench-go clean
 
 all: build
 
@@ -56,8 +56,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzIngestBody$$' -fuzztime $(FUZZTIME) ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./webhook
 
-## bench: the go benchmarks of the hot paths
-bench:
+## bench: the standard benchmark set (`edgehook bench --scenario all`) on a self-started
+## system, each figure next to its ceiling measured in the same run; prints the table
+BENCH_DURATION ?= 10s
+bench: build
+	$(BIN)/edgehook bench --scenario all --duration $(BENCH_DURATION)
+
+## bench-go: the go benchmarks of the hot paths
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./gateway ./worker ./receiver ./webhook
 
 clean:

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -60,21 +61,18 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, _ string) error {
 		eventID = EventIDPrefix + nuid.Next()
 	}
 	now := time.Now()
-	ev := eventMsg(t, eventID, eventType, msgID, body, now)
-	queued, err := status.QueuedMsg(status.Record{
-		EventID: eventID, TenantID: t.TenantID, Type: eventType, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
-	})
-	if err != nil {
+	out := s.outs.Get().(*outgoing)
+	if err := out.fill(t, eventID, eventType, msgID, body, now); err != nil {
 		return err
 	}
 
 	// Both messages go out before waiting, so the two acks cost one round trip. The
 	// publisher's async timeout (PublishTimeout) bounds both waits.
-	evAck, err := s.pub.PublishMsgAsync(ev)
+	evAck, err := s.pub.PublishMsgAsync(&out.ev)
 	if err != nil {
 		return s.publishFailed(t.TenantID, eventID, err)
 	}
-	stAck, stErr := s.pub.PublishMsgAsync(queued)
+	stAck, stErr := s.pub.PublishMsgAsync(&out.st)
 	ack, err := awaitAck(evAck)
 	s.metrics.publish.Observe(time.Since(now).Seconds())
 	if err != nil {
@@ -83,7 +81,12 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, _ string) error {
 	if stErr == nil {
 		_, stErr = awaitAck(stAck)
 	}
-	if stErr != nil && !status.IsAlreadyWritten(stErr) {
+	if stErr == nil {
+		// Both publishes ended in an ack, so the client holds neither message any more.
+		// After an error or timeout the messages are left to the garbage collector: a
+		// no-responders retry may still be about to re-send them.
+		out.release(&s.outs)
+	} else if !status.IsAlreadyWritten(stErr) {
 		// The event is durable; the worker writes its status when it delivers.
 		s.log.Warn("queued status not recorded", "tenant", t.TenantID, "event", eventID, "error", stErr)
 	}
@@ -102,23 +105,71 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, _ string) error {
 	return nil
 }
 
-// eventMsg builds the EVENTS message of one event.
-func eventMsg(t identity.Tenant, eventID, eventType, msgID string, body []byte, now time.Time) *nats.Msg {
-	h := make(nats.Header, 5)
-	h[natsconf.HeaderEventID] = []string{eventID}
-	h[natsconf.HeaderTenant] = []string{t.TenantID}
-	h[natsconf.HeaderEventType] = []string{eventType}
-	h[natsconf.HeaderIngestTime] = []string{strconv.FormatInt(now.UnixNano(), 10)}
+// outgoing is one event's two messages, the event on EVENTS and its queued status
+// record, reused across requests through Server.outs: header maps, value slices and
+// buffers are kept, so an event costs a handful of small allocations.
+type outgoing struct {
+	ev, st nats.Msg
+	// the ev header's values, one element each
+	id, tenant, typ, ingest, msgID []string
+	// strs holds the subject and ingest time, converted to a string once per event
+	strs []byte
+}
+
+// maxPooledBody is the largest body buffer an outgoing keeps when it is pooled, so a
+// rare large event does not pin its buffer in the pool.
+const maxPooledBody = 64 << 10
+
+// newOutgoing is the New function of Server.outs.
+func newOutgoing() any {
+	o := &outgoing{
+		id: make([]string, 1), tenant: make([]string, 1), typ: make([]string, 1),
+		ingest: make([]string, 1), msgID: make([]string, 1),
+	}
+	o.ev.Header = nats.Header{
+		natsconf.HeaderEventID:    o.id,
+		natsconf.HeaderTenant:     o.tenant,
+		natsconf.HeaderEventType:  o.typ,
+		natsconf.HeaderIngestTime: o.ingest,
+	}
+	o.st.Header = make(nats.Header, 1)
+	return o
+}
+
+// fill lays out the EVENTS message of one event (with the Nats-Msg-Id header when
+// msgID is set) and its queued status record.
+func (o *outgoing) fill(t identity.Tenant, eventID, eventType, msgID string, body []byte, now time.Time) error {
+	b := append(o.strs[:0], natsconf.EventsSubjectPrefix...)
+	b = append(b, t.TenantID...)
+	subjectEnd := len(b)
+	b = strconv.AppendInt(b, now.UnixNano(), 10)
+	o.strs = b
+	all := string(b)
+	o.ev.Subject = all[:subjectEnd]
+	o.ingest[0] = all[subjectEnd:]
+	o.id[0], o.tenant[0], o.typ[0] = eventID, t.TenantID, eventType
 	if msgID != "" {
-		h[jetstream.MsgIDHeader] = []string{msgID}
+		o.msgID[0] = msgID
+		o.ev.Header[jetstream.MsgIDHeader] = o.msgID
+	} else {
+		delete(o.ev.Header, jetstream.MsgIDHeader)
 	}
-	return &nats.Msg{
-		Subject: natsconf.EventSubject(t.TenantID),
-		Header:  h,
-		// fasthttp reuses the request buffer once the handler returns; the message may
-		// be re-sent by the client's retry on no-responders, so it owns a copy.
-		Data: append([]byte(nil), body...),
+	// fasthttp reuses the request buffer once the handler returns, and a publish that
+	// times out may still be re-sent by the client's no-responders retry, so the
+	// message owns a copy of the body.
+	o.ev.Data = append(o.ev.Data[:0], body...)
+	utc := now.UTC()
+	return status.FillQueuedMsg(&o.st, status.Record{
+		EventID: eventID, TenantID: t.TenantID, Type: eventType, CreatedAt: utc, UpdatedAt: utc,
+	})
+}
+
+// release returns o to pool, dropping a body buffer grown past maxPooledBody.
+func (o *outgoing) release(pool *sync.Pool) {
+	if cap(o.ev.Data) > maxPooledBody {
+		o.ev.Data = nil
 	}
+	pool.Put(o)
 }
 
 // awaitAck waits for a publish's ack or error; the publisher's async timeout

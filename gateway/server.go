@@ -33,6 +33,7 @@ type Server struct {
 	pub      jetstream.JetStream
 	metrics  *metrics
 	parsers  fastjson.ParserPool
+	outs     sync.Pool // *outgoing (ingest.go)
 	routes   map[string]*route
 	adminKey [sha256.Size]byte
 	http     *fasthttp.Server
@@ -77,6 +78,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.AdminToken != "" {
 		s.adminKey = sha256.Sum256([]byte(cfg.AdminToken))
 	}
+	s.outs.New = newOutgoing
 	s.routes = s.buildRoutes()
 	s.http = &fasthttp.Server{
 		Handler:              s.Handler(),

@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"dlq":      {"dead-letter events that exhausted their attempts; `dlq replay` replays them", runDLQ},
 		"setup":    {"create or update the JetStream layout (setup nats) or the Vault mount, policies and roles (setup vault)", runSetup},
 		"tenant":   {"manage tenants through the admin API (create, get, update, rotate-secret)", runTenant},
+		"bench":    {"measure ingest, delivery, e2e latency and fairness against this machine's ceilings", runBench},
 	}
 }
 

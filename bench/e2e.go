@@ -1,0 +1,76 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/edgehook/edgehook/natsconf"
+)
+
+// e2e measures end-to-end latency: the bench ingests through the API and follows
+// RECEIVED, pairing each accepted event with its verification, and records the time
+// from the event's send time (its intended time at a fixed rate) to the receiver's
+// Edgehook-Verify-Time. Both are this machine's clock. The send time is used rather
+// than the 202's arrival because on a local system the receiver usually verifies the
+// webhook before the client has read the 202.
+func (b *Bench) e2e(ctx context.Context, c Case) (Result, error) {
+	s, release, err := b.open(ctx, Needs{Worker: true})
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	t, err := s.createTenant(ctx, s.receiverTarget())
+	if err != nil {
+		return Result{}, err
+	}
+	var cnt, verified counters // requests; verified events
+	m := newMatcher(&verified)
+	stopFollow, err := followReceived(ctx, s.js, []string{natsconf.ReceivedSubject(t.ID)}, m)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stopFollow()
+
+	load, err := newHTTPLoad(strings.TrimRight(s.APIURL, "/")+"/v1/events", b.cfg.Connections)
+	if err != nil {
+		return Result{}, err
+	}
+	defer load.close()
+	body := payload(b.cfg.PayloadBytes)
+	if err := load.warmUp(ctx, func() requester { return &ingestPost{auth: "Bearer " + t.APIKey, body: body} }); err != nil {
+		return Result{}, err
+	}
+	// The warm-up's events are delivered too; let them pass before measuring.
+	time.Sleep(200 * time.Millisecond)
+
+	newReq := func() requester {
+		return &ingestPost{auth: "Bearer " + t.APIKey, body: body, onAccepted: m.accept}
+	}
+	stop := progressOf(b.cfg.Progress, "e2e "+c.String()+" (verified)", &verified.events, &cnt.errors)
+	cpu0, start := processCPU(), time.Now()
+	m.window(start, start.Add(b.cfg.Duration))
+	load.run(ctx, NewPacer(start, c.Rate, b.cfg.Duration), newReq, &cnt)
+	window := time.Since(start)
+	drain(ctx, m, b.cfg.DrainTimeout)
+	cpu := processCPU() - cpu0
+	stop()
+	stopFollow()
+
+	lost := m.outstanding()
+	matched, _, lat := m.results()
+	accepted := matched + int64(lost)
+	var r Result
+	r.setThroughput(matched, window, float64(accepted)/window.Seconds(), ceilingAccepted)
+	r.setCPU(cpu)
+	r.Errors, r.FirstError = cnt.errors.Load(), cnt.firstError()
+	if lost > 0 {
+		r.Errors += int64(lost)
+		if r.FirstError == "" {
+			r.FirstError = fmt.Sprintf("%d accepted events not verified by the receiver within %s", lost, b.cfg.DrainTimeout)
+		}
+	}
+	r.setLatency(latencyE2E, lat)
+	return r, nil
+}
