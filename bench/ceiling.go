@@ -26,6 +26,11 @@ const (
 // publishWindow is how many async publishes the ceiling keeps in flight.
 const publishWindow = 4096
 
+// stallWait is how long a publish waits for room in a full window. The library's
+// default (200 ms) fails a busy but healthy server; acks that stop altogether still
+// end the run through the 30 s ack timeout.
+const stallWait = 10 * time.Second
+
 // publishCeiling measures raw JetStream async publishes of payloadBytes-byte messages
 // on the bench's connection, flat out for d, into a scratch stream with EVENTS'
 // storage settings that it deletes afterwards. It returns acked messages per second.
@@ -81,7 +86,8 @@ func (b *Bench) publishCeiling(ctx context.Context, s *system, payloadBytes int,
 		if n%256 == 0 && !time.Now().Before(deadline) {
 			break
 		}
-		if _, err := pub.PublishAsync(subject, data); err != nil {
+		// A full window waits for acks (back-pressure), as long as they keep coming.
+		if _, err := pub.PublishAsync(subject, data, jetstream.WithStallWait(stallWait)); err != nil {
 			return 0, fmt.Errorf("ceiling: publish: %w", err)
 		}
 	}

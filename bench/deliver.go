@@ -214,7 +214,8 @@ func (p *eventPublisher) publishID(at time.Time) (string, error) {
 	h[natsconf.HeaderTenant] = []string{p.tenant}
 	h[natsconf.HeaderEventType] = []string{"bench.event"}
 	h[natsconf.HeaderIngestTime] = []string{strconv.FormatInt(at.UnixNano(), 10)}
-	if _, err := p.js.PublishMsgAsync(&nats.Msg{Subject: p.subject, Header: h, Data: p.body}); err != nil {
+	msg := &nats.Msg{Subject: p.subject, Header: h, Data: p.body}
+	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(stallWait)); err != nil {
 		return "", fmt.Errorf("publish event: %w", err)
 	}
 	return id, nil
