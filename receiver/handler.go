@@ -123,7 +123,13 @@ func (s *Server) receive(ctx *fasthttp.RequestCtx, tenant []byte) {
 	id, ts := h.Peek(webhook.HeaderID), h.Peek(webhook.HeaderTimestamp)
 	body := ctx.PostBody()
 	// The views below live only for this call; Verify keeps none of them.
-	err = webhook.Verify(view(id), view(ts), view(h.Peek(webhook.HeaderSignature)), body, now, s.cfg.Tolerance, secrets...)
+	key := tenantID
+	if !known {
+		key = "" // every unknown tenant shares the decoy's Signer
+	}
+	vc := s.verifiers.Get().(*verifierCache)
+	err = vc.get(key, secrets).Verify(view(id), view(ts), view(h.Peek(webhook.HeaderSignature)), body, now, s.cfg.Tolerance)
+	s.verifiers.Put(vc)
 	if err != nil {
 		answer, reason := s.errs.verifyError(err, known)
 		s.metrics.rejected[reason].Inc()

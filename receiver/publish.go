@@ -2,12 +2,14 @@ package receiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fastjson"
 
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/webhook"
@@ -20,6 +22,7 @@ type outMsg struct {
 	buf []byte
 	// one-element value slices, reused for every message
 	msgID, id, ts, tenant, event, verify, contentType []string
+	ack                                               fastjson.Parser // reads the publish ack
 }
 
 const headerContentType = "Content-Type"
@@ -90,10 +93,62 @@ func (s *Server) publish(tenantID string, id, ts, contentType, body []byte, veri
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
 	defer cancel()
 	start := time.Now()
-	ack, err := s.js.PublishMsg(ctx, &m.msg)
+	dup, err = s.request(ctx, m)
 	if err != nil {
 		return false, fmt.Errorf("receiver: publish to %s: %w", subject, err)
 	}
 	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
-	return ack.Duplicate, nil
+	return dup, nil
+}
+
+// Retries of a publish that found no stream listening (as jetstream.PublishMsg does by
+// default: a stream leader may be moving).
+const (
+	noResponderRetries = 2
+	noResponderWait    = 250 * time.Millisecond
+)
+
+// request publishes m's message as a request and reads JetStream's ack with m's
+// parser, without reflection: it is jetstream.PublishMsg for a message without
+// publish options.
+func (s *Server) request(ctx context.Context, m *outMsg) (dup bool, err error) {
+	var resp *nats.Msg
+	for try := 0; ; try++ {
+		resp, err = s.js.Conn().RequestMsgWithContext(ctx, &m.msg)
+		if !errors.Is(err, nats.ErrNoResponders) || try == noResponderRetries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("%w: %w", jetstream.ErrNoStreamResponse, ctx.Err())
+		case <-time.After(noResponderWait):
+		}
+	}
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return false, jetstream.ErrNoStreamResponse
+	case err != nil:
+		return false, err
+	}
+	return parseAck(&m.ack, resp.Data)
+}
+
+// parseAck reads a JetStream publish ack: whether the message was a duplicate, or
+// the API error the server answered with.
+func parseAck(p *fastjson.Parser, data []byte) (dup bool, err error) {
+	v, err := p.ParseBytes(data)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", jetstream.ErrInvalidJSAck, err)
+	}
+	if e := v.Get("error"); e != nil {
+		return false, &jetstream.APIError{
+			Code:        e.GetInt("code"),
+			ErrorCode:   jetstream.ErrorCode(e.GetUint("err_code")),
+			Description: string(e.GetStringBytes("description")),
+		}
+	}
+	if len(v.GetStringBytes("stream")) == 0 {
+		return false, jetstream.ErrInvalidJSAck
+	}
+	return v.GetBool("duplicate"), nil
 }

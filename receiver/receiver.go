@@ -141,12 +141,14 @@ type Server struct {
 	// decoy is a random secret no sender knows: webhooks for unknown tenants are
 	// verified against it, so they take the same path and get the same answer as a
 	// wrong signature for a real tenant.
-	decoy   []webhook.Secret
-	msgs    sync.Pool // *outMsg
-	handler fasthttp.RequestHandler
-	srv     *fasthttp.Server
-	addr    atomic.Pointer[string]
-	running atomic.Bool
+	decoy []webhook.Secret
+	msgs  sync.Pool // *outMsg
+	// verifiers holds *verifierCache: Signers kept between webhooks.
+	verifiers sync.Pool
+	handler   fasthttp.RequestHandler
+	srv       *fasthttp.Server
+	addr      atomic.Pointer[string]
+	running   atomic.Bool
 }
 
 // New validates cfg and deps and returns a Server ready to Run. It registers the
@@ -193,6 +195,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		decoy:   []webhook.Secret{decoy},
 	}
 	s.msgs.New = newOutMsg
+	s.verifiers.New = newVerifierCache
 	s.handler = s.newRouter(deps.Gatherer)
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handler,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fastjson"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edgehook/edgehook/natsconf"
@@ -82,9 +83,9 @@ func AttemptMsg(a Attempt) (*nats.Msg, error) {
 	if len(a.ResponseBody) > MaxResponseBody {
 		a.ResponseBody = a.ResponseBody[:MaxResponseBody]
 	}
-	b, err := json.Marshal(a)
+	b, err := encodeAttempt(make([]byte, 0, recordBufSize), &a)
 	if err != nil {
-		return nil, fmt.Errorf("status: encode attempt: %w", err)
+		return nil, err
 	}
 	m := nats.NewMsg("$KV." + natsconf.BucketStatus + "." + AttemptKey(a.TenantID, a.EventID, a.N))
 	m.Data = b
@@ -161,7 +162,19 @@ func (s *Store) AttemptRange(ctx context.Context, tenantID, eventID string, from
 // published at once and their acks awaited together, so a delivery pays one round trip.
 // The entries are stored before the record.
 type Recorder struct {
-	pub jetstream.JetStream
+	pub     jetstream.JetStream
+	nc      *nats.Conn
+	timeout time.Duration
+	// single holds *singleWrite: the buffer and ack parser of a one-message Record.
+	single sync.Pool
+}
+
+// singleWrite is the reusable state of a Record call that writes only the status
+// record (a delivery): its message, buffer and ack parser.
+type singleWrite struct {
+	msg nats.Msg
+	buf []byte
+	ack fastjson.Parser
 }
 
 // NewRecorder returns a Recorder publishing on js's connection (same domain or API
@@ -184,12 +197,17 @@ func NewRecorder(js jetstream.JetStream, timeout time.Duration) (*Recorder, erro
 	if err != nil {
 		return nil, fmt.Errorf("status: recorder: %w", err)
 	}
-	return &Recorder{pub: pub}, nil
+	r := &Recorder{pub: pub, nc: js.Conn(), timeout: timeout}
+	r.single.New = func() any { return &singleWrite{buf: make([]byte, 0, recordBufSize)} }
+	return r, nil
 }
 
 // Record stores the attempts log and rec and returns once all are acked, or the first
 // error. When it returns an error any of them may or may not have been stored.
 func (r *Recorder) Record(ctx context.Context, rec Record, log ...Attempt) error {
+	if len(log) == 0 {
+		return r.recordOne(ctx, rec)
+	}
 	futures := make([]jetstream.PubAckFuture, 0, len(log)+1)
 	for _, a := range log {
 		am, err := AttemptMsg(a)
@@ -218,6 +236,71 @@ func (r *Recorder) Record(ctx context.Context, rec Record, log ...Attempt) error
 		case <-ctx.Done():
 			return fmt.Errorf("status: record %s: %w", rec.EventID, ctx.Err())
 		}
+	}
+	return nil
+}
+
+// Retries of a write that found no stream listening, as jetstream's synchronous
+// publish does by default (a stream leader may be moving).
+const (
+	noResponderRetries = 2
+	noResponderWait    = 250 * time.Millisecond
+)
+
+// recordOne writes rec alone, as a request whose ack it reads without reflection,
+// from a pooled buffer: the delivery path's write.
+func (r *Recorder) recordOne(ctx context.Context, rec Record) error {
+	w := r.single.Get().(*singleWrite)
+	defer r.single.Put(w)
+	b, err := encodeRecord(w.buf[:0], rec)
+	if err != nil {
+		return err
+	}
+	w.buf = b
+	w.msg = nats.Msg{Subject: subject(rec.TenantID, rec.EventID), Data: b}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	var resp *nats.Msg
+	for try := 0; ; try++ {
+		resp, err = r.nc.RequestMsgWithContext(ctx, &w.msg)
+		if !errors.Is(err, nats.ErrNoResponders) || try == noResponderRetries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("status: record %s: %w: %w", rec.EventID, jetstream.ErrNoStreamResponse, ctx.Err())
+		case <-time.After(noResponderWait):
+		}
+	}
+	w.msg.Data = nil
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("status: record %s: %w", rec.EventID, jetstream.ErrNoStreamResponse)
+	case err != nil:
+		return fmt.Errorf("status: record %s: %w", rec.EventID, err)
+	}
+	if err := checkAck(&w.ack, resp.Data); err != nil {
+		return fmt.Errorf("status: record %s: %w", rec.EventID, err)
+	}
+	return nil
+}
+
+// checkAck reads a JetStream publish ack: nil, or the API error the server answered
+// with, or ErrInvalidJSAck.
+func checkAck(p *fastjson.Parser, data []byte) error {
+	v, err := p.ParseBytes(data)
+	if err != nil {
+		return fmt.Errorf("%w: %w", jetstream.ErrInvalidJSAck, err)
+	}
+	if e := v.Get("error"); e != nil {
+		return &jetstream.APIError{
+			Code:        e.GetInt("code"),
+			ErrorCode:   jetstream.ErrorCode(e.GetUint("err_code")),
+			Description: string(e.GetStringBytes("description")),
+		}
+	}
+	if len(v.GetStringBytes("stream")) == 0 {
+		return jetstream.ErrInvalidJSAck
 	}
 	return nil
 }

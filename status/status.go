@@ -63,7 +63,7 @@ func Key(tenantID, eventID string) string { return tenantID + "." + eventID }
 
 // subject is the raw KV subject of an event's record.
 func subject(tenantID, eventID string) string {
-	return "$KV." + natsconf.BucketStatus + "." + Key(tenantID, eventID)
+	return "$KV." + natsconf.BucketStatus + "." + tenantID + "." + eventID // one allocation
 }
 
 // QueuedMsg returns the message that records rec as queued, to be published
@@ -90,9 +90,9 @@ func IsAlreadyWritten(err error) bool {
 // publish it asynchronously next to other writes (see AttemptMsg) and await the acks
 // together. Its effect is Store.Put's.
 func PutMsg(rec Record) (*nats.Msg, error) {
-	b, err := json.Marshal(rec)
+	b, err := encodeRecord(make([]byte, 0, recordBufSize), rec)
 	if err != nil {
-		return nil, fmt.Errorf("status: encode: %w", err)
+		return nil, err
 	}
 	m := nats.NewMsg(subject(rec.TenantID, rec.EventID))
 	m.Data = b
@@ -109,9 +109,9 @@ func NewStore(kv jetstream.KeyValue) *Store { return &Store{kv: kv} }
 
 // Put writes rec, replacing any earlier state.
 func (s *Store) Put(ctx context.Context, rec Record) error {
-	b, err := json.Marshal(rec)
+	b, err := encodeRecord(nil, rec)
 	if err != nil {
-		return fmt.Errorf("status: encode: %w", err)
+		return err
 	}
 	if _, err := s.kv.Put(ctx, Key(rec.TenantID, rec.EventID), b); err != nil {
 		return fmt.Errorf("status: put %s: %w", rec.EventID, err)
@@ -148,9 +148,9 @@ func (s *Store) Entry(ctx context.Context, tenantID, eventID string) (Record, ui
 // writes only if there is no record. Otherwise it returns ErrConflict and writes
 // nothing, so a writer never overwrites a state it has not seen.
 func (s *Store) Update(ctx context.Context, rec Record, revision uint64) error {
-	b, err := json.Marshal(rec)
+	b, err := encodeRecord(nil, rec)
 	if err != nil {
-		return fmt.Errorf("status: encode: %w", err)
+		return err
 	}
 	key := Key(rec.TenantID, rec.EventID)
 	if revision == 0 {

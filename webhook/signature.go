@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"hash"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,19 +39,37 @@ var sigLen = base64.StdEncoding.EncodedLen(sha256.Size)
 // allocates nothing per signature; it is not safe for concurrent use (give each
 // goroutine its own).
 type Signer struct {
-	macs []hash.Hash
-	sum  [sha256.Size]byte
-	ts   [20]byte
-	pre  []byte // "<msgID>.<timestamp>.", reused
+	macs    []hash.Hash
+	secrets []Secret // what macs were keyed with, for SignsWith
+	sum     [sha256.Size]byte
+	ts      [20]byte
+	pre     []byte // "<msgID>.<timestamp>.", reused
 }
 
 // NewSigner returns a Signer for secrets, the current one first.
 func NewSigner(secrets ...Secret) *Signer {
-	s := &Signer{macs: make([]hash.Hash, 0, len(secrets))}
+	s := &Signer{macs: make([]hash.Hash, 0, len(secrets)), secrets: slices.Clone(secrets)}
 	for _, sec := range secrets {
 		s.macs = append(s.macs, hmac.New(sha256.New, sec.key))
 	}
 	return s
+}
+
+// SignsWith reports whether s signs with exactly secrets, in that order (compared by
+// key), so a caller that keeps Signers between messages can tell when a configuration
+// change (a rotation, an expired previous secret) requires a new one. It allocates
+// nothing. The comparison is not constant-time: use it on configured secrets, never
+// on anything a request supplies.
+func (s *Signer) SignsWith(secrets ...Secret) bool {
+	if len(secrets) != len(s.secrets) {
+		return false
+	}
+	for i, sec := range secrets {
+		if !sec.Equal(s.secrets[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // AppendSignature appends the webhook-signature header value for the message to dst:
@@ -93,6 +112,37 @@ func Verify(msgID, timestamp, signatureHeader string, body []byte, now time.Time
 	if err != nil {
 		return ErrInvalidTimestamp
 	}
+	if err := checkTimestamp(ts, now, tolerance); err != nil {
+		return err
+	}
+	if len(secrets) == 0 {
+		return ErrNoSecrets
+	}
+	return NewSigner(secrets...).verifySignatures(msgID, timestamp, signatureHeader, body)
+}
+
+// Verify is the package's Verify with s's secrets, for a verifier that keeps Signers
+// between webhooks (see SignsWith); like every Signer method it is not safe for
+// concurrent use.
+func (s *Signer) Verify(msgID, timestamp, signatureHeader string, body []byte, now time.Time, tolerance time.Duration) error {
+	if msgID == "" || timestamp == "" || signatureHeader == "" {
+		return ErrMissingHeaders
+	}
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return ErrInvalidTimestamp
+	}
+	if err := checkTimestamp(ts, now, tolerance); err != nil {
+		return err
+	}
+	if len(s.macs) == 0 {
+		return ErrNoSecrets
+	}
+	return s.verifySignatures(msgID, timestamp, signatureHeader, body)
+}
+
+// checkTimestamp checks ts against now within tolerance (negative counts as zero).
+func checkTimestamp(ts int64, now time.Time, tolerance time.Duration) error {
 	// The distance is computed in uint64, which holds it exactly for any two int64s.
 	nowSec, tol := now.Unix(), uint64(max(tolerance/time.Second, 0))
 	switch {
@@ -101,13 +151,15 @@ func Verify(msgID, timestamp, signatureHeader string, body []byte, now time.Time
 	case ts > nowSec && uint64(ts)-uint64(nowSec) > tol:
 		return ErrTimestampTooNew
 	}
-	if len(secrets) == 0 {
-		return ErrNoSecrets
-	}
-	signer := NewSigner(secrets...)
+	return nil
+}
+
+// verifySignatures reports whether a v1 signature in signatureHeader matches one of
+// s's secrets, in constant time per comparison.
+func (s *Signer) verifySignatures(msgID, timestamp, signatureHeader string, body []byte) error {
 	var want, got [64]byte // sigLen (44) fits; stack buffers keep the loop allocation-free
-	for _, mac := range signer.macs {
-		expected := base64.StdEncoding.AppendEncode(want[:0], signer.sign(mac, msgID, []byte(timestamp), body))
+	for _, mac := range s.macs {
+		expected := base64.StdEncoding.AppendEncode(want[:0], s.sign(mac, msgID, []byte(timestamp), body))
 		for sig := range strings.FieldsSeq(signatureHeader) {
 			version, value, ok := strings.Cut(sig, ",")
 			if !ok || version != "v1" || len(value) != sigLen {

@@ -59,15 +59,41 @@ func retryStaleConn(_ *fasthttp.Request, attempts int, err error) (resetTimeout,
 // attemptBuffers are one delivery goroutine's reusable request, response and scratch
 // space, so an attempt allocates little.
 type attemptBuffers struct {
-	req  *fasthttp.Request
-	resp *fasthttp.Response
-	ts   []byte
-	sig  []byte
-	body [bodyPrefixBytes + 1]byte
+	req     *fasthttp.Request
+	resp    *fasthttp.Response
+	ts      []byte
+	sig     []byte
+	body    [bodyPrefixBytes + 1]byte
+	signers signerCache
 }
 
 func newAttemptBuffers() *attemptBuffers {
 	return &attemptBuffers{req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+}
+
+// maxCachedSigners bounds one delivery goroutine's signer cache; beyond it the cache
+// starts over, so a worker serving many tenants keeps a bounded set.
+const maxCachedSigners = 256
+
+// signerCache keeps one delivery goroutine's Signers by tenant, so a message does not
+// pay for new HMAC states. A Signer is reused only while it signs with exactly the
+// secrets the tenant's configuration gives for this message: a rotation or an expired
+// previous secret replaces it before anything is signed. Not safe for concurrent use.
+type signerCache struct {
+	byTenant map[string]*webhook.Signer
+}
+
+// get returns a Signer for tenant that signs with exactly secrets.
+func (c *signerCache) get(tenant string, secrets []webhook.Secret) *webhook.Signer {
+	if s, ok := c.byTenant[tenant]; ok && s.SignsWith(secrets...) {
+		return s
+	}
+	if c.byTenant == nil || len(c.byTenant) >= maxCachedSigners {
+		c.byTenant = make(map[string]*webhook.Signer)
+	}
+	s := webhook.NewSigner(secrets...)
+	c.byTenant[tenant] = s
+	return s
 }
 
 // result is the outcome of one delivery attempt.
@@ -102,7 +128,7 @@ func (w *Worker) post(b *attemptBuffers, target string, secrets []webhook.Secret
 	ts := now.Unix()
 	b.ts = strconv.AppendInt(b.ts[:0], ts, 10)
 	req.Header.SetBytesV(webhook.HeaderTimestamp, b.ts)
-	b.sig = webhook.NewSigner(secrets...).AppendSignature(b.sig[:0], ev.id, ts, ev.payload)
+	b.sig = b.signers.get(ev.tenant, secrets).AppendSignature(b.sig[:0], ev.id, ts, ev.payload)
 	req.Header.SetBytesV(webhook.HeaderSignature, b.sig)
 	req.SetBodyRaw(ev.payload)
 
