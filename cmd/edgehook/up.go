@@ -22,10 +22,8 @@ import (
 // upOptions are the settings of `edgehook up`.
 type upOptions struct {
 	dataDir      string
-	httpAddr     string
 	receiverAddr string
 	natsAddr     string
-	adminToken   string
 	logLevel     string
 	topo         topologyOptions
 	worker       workerOptions
@@ -75,26 +73,26 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	}
 	// Each component connects as its own least-privilege user; a client without
 	// credentials (the nats CLI on this machine) is the unrestricted local operator.
-	natsURL := natsOptions{passwords: map[natsconf.Component]string{}}
+	no := natsOptions{passwords: map[natsconf.Component]string{}}
 	for _, c := range natsconf.Components {
-		if natsURL.passwords[c], err = randomToken(); err != nil {
+		if no.passwords[c], err = randomToken(); err != nil {
 			return err
 		}
 	}
 	ns, err := natsconf.StartEmbedded(natsconf.EmbeddedOptions{
 		Addr:       o.natsAddr,
 		StoreDir:   filepath.Join(o.dataDir, "jetstream"),
-		Users:      append(natsconf.Users(natsURL.passwords), &server.User{Username: localOperator}),
+		Users:      append(natsconf.Users(no.passwords), &server.User{Username: localOperator}),
 		NoAuthUser: localOperator,
 	})
 	if err != nil {
 		return fmt.Errorf("embedded NATS on %s (EDGEHOOK_NATS_ADDR): %w", o.natsAddr, err)
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	natsURL.url = ns.ClientURL()
+	no.url = ns.ClientURL()
 	log.Info("embedded NATS started", "url", ns.ClientURL(), "store", filepath.Join(o.dataDir, "jetstream"))
 
-	setupNC, setupJS, err := natsURL.connect("setup", log)
+	setupNC, setupJS, err := no.connect("setup", log)
 	if err != nil {
 		return err
 	}
@@ -104,7 +102,7 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 
-	st := newStack(ctx, natsURL, log)
+	st := newStack(ctx, no, log)
 	var store vault.ConfigStore
 	if o.vault.addr != "" {
 		client, err := o.vault.client(log, true)
@@ -156,7 +154,7 @@ const localOperator = "operator"
 func randomToken() (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("generate admin token: %w", err)
+		return "", fmt.Errorf("generate a random token: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
