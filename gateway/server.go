@@ -19,6 +19,8 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"github.com/valyala/fastjson"
+
+	"github.com/edgehook/edgehook/natsconf"
 )
 
 // bodySlack is how far above MaxBodyBytes fasthttp still reads a body, so a client a
@@ -99,23 +101,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // prefix) whose async publishes fail after timeout instead of waiting forever, so a
 // request never waits longer than the configured publish timeout.
 func newPublisher(js jetstream.JetStream, timeout time.Duration) (jetstream.JetStream, error) {
-	opts := js.Options()
-	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncTimeout(timeout)}
-	if opts.DefaultTimeout > 0 {
-		jsOpts = append(jsOpts, jetstream.WithDefaultTimeout(opts.DefaultTimeout))
-	}
-	var (
-		pub jetstream.JetStream
-		err error
-	)
-	switch {
-	case opts.Domain != "":
-		pub, err = jetstream.NewWithDomain(js.Conn(), opts.Domain, jsOpts...)
-	case opts.APIPrefix != "":
-		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), opts.APIPrefix, jsOpts...)
-	default:
-		pub, err = jetstream.New(js.Conn(), jsOpts...)
-	}
+	pub, err := natsconf.Publisher(js, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: publisher: %w", err)
 	}

@@ -180,20 +180,7 @@ type singleWrite struct {
 // NewRecorder returns a Recorder publishing on js's connection (same domain or API
 // prefix) whose acks time out after timeout.
 func NewRecorder(js jetstream.JetStream, timeout time.Duration) (*Recorder, error) {
-	opts := js.Options()
-	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncTimeout(timeout)}
-	var (
-		pub jetstream.JetStream
-		err error
-	)
-	switch {
-	case opts.Domain != "":
-		pub, err = jetstream.NewWithDomain(js.Conn(), opts.Domain, jsOpts...)
-	case opts.APIPrefix != "":
-		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), opts.APIPrefix, jsOpts...)
-	default:
-		pub, err = jetstream.New(js.Conn(), jsOpts...)
-	}
+	pub, err := natsconf.Publisher(js, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("status: recorder: %w", err)
 	}
