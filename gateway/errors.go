@@ -57,6 +57,7 @@ var (
 	errMethodNotAllowed   = newAPIError(405, CodeMethodNotAllowed, "method not allowed on this route")
 	errEmptyBody          = newAPIError(400, CodeInvalidJSON, "request body is empty; send a JSON object")
 	errNotObject          = newAPIError(400, CodeInvalidJSON, "request body must be a JSON object")
+	errControlChar        = newAPIError(400, CodeInvalidJSON, "request body is not valid JSON: a string holds an unescaped control character")
 	errBadType            = badRequest(`field "type" must be a string of at most 256 bytes without control characters`)
 	errBadIdempotencyKey  = badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
 	errTenantConfigViaAPI = newAPIError(404, CodeNotFound, "webhook configuration is not managed by this gateway; change it through the admin API (PATCH /v1/tenants/{id})")

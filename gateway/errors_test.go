@@ -55,6 +55,8 @@ func TestBadInputs(t *testing.T) {
 		{name: "truncated JSON", method: "POST", path: "/v1/events", token: good.APIKey, body: `{"a":1`, code: 400, errCode: "invalid_json", msg: "request body is not valid JSON: ", msgContains: true},
 		{name: "bad escape", method: "POST", path: "/v1/events", token: good.APIKey, body: `{"a":"\q"}`, code: 400, errCode: "invalid_json", msg: "request body is not valid JSON: ", msgContains: true},
 		{name: "trailing data", method: "POST", path: "/v1/events", token: good.APIKey, body: `{} {}`, code: 400, errCode: "invalid_json", msg: "request body is not valid JSON: ", msgContains: true},
+		{name: "raw control character next to an escape", method: "POST", path: "/v1/events", token: good.APIKey, body: "{\"a\":\"\x1d\\b\"}", code: 400, errCode: "invalid_json", msg: "request body is not valid JSON: a string holds an unescaped control character"},
+		{name: "raw tab before an escape", method: "POST", path: "/v1/events", token: good.APIKey, body: "{\"a\":\"\tx\\n\"}", code: 400, errCode: "invalid_json", msg: "request body is not valid JSON: a string holds an unescaped control character"},
 		{name: "JSON array", method: "POST", path: "/v1/events", token: good.APIKey, body: `[{"a":1}]`, code: 400, errCode: "invalid_json", msg: "request body must be a JSON object"},
 		{name: "JSON string", method: "POST", path: "/v1/events", token: good.APIKey, body: `"event"`, code: 400, errCode: "invalid_json", msg: "request body must be a JSON object"},
 		{name: "JSON null", method: "POST", path: "/v1/events", token: good.APIKey, body: `null`, code: 400, errCode: "invalid_json", msg: "request body must be a JSON object"},

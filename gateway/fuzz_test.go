@@ -129,3 +129,23 @@ func firstTopLevel(t *testing.T, body []byte, key string) (json.RawMessage, bool
 	}
 	return nil, false
 }
+
+// TestControlCharInString pins the check the validator misses: raw control characters
+// inside strings are refused, escaped ones and whitespace between tokens are not.
+func TestControlCharInString(t *testing.T) {
+	for body, want := range map[string]bool{
+		"{\"a\":\"\x1d\\b0000\"}":            true,
+		"{\"a\":\"\\\"\x01\"}":               true,
+		"{\"a\":\"x\ty\"}":                   true,
+		"{\n\t\"a\": \"\\n\\t\\u0001\"\r\n}": false,
+		"{\"a\\\"\":\"\\\\\"}":               false,
+		"{}":                                 false,
+	} {
+		if got := controlCharInString([]byte(body)); got != want {
+			t.Errorf("controlCharInString(%q) = %v, want %v", body, got, want)
+		}
+		if json.Valid([]byte(body)) == want {
+			t.Errorf("%q: encoding/json disagrees (valid=%v)", body, json.Valid([]byte(body)))
+		}
+	}
+}

@@ -202,10 +202,14 @@ func parseEvent(p *fastjson.Parser, body []byte) (string, error) {
 	if v.Type() != fastjson.TypeObject {
 		return "", errNotObject
 	}
-	// The parser unescapes strings lazily; the validator checks every escape and
-	// control character, so only RFC 8259 JSON gets through.
+	// The parser unescapes strings lazily; the validator checks every escape. It misses
+	// a raw control character in a string that also holds an escape, so that is
+	// checked here: only RFC 8259 JSON gets through.
 	if err := fastjson.ValidateBytes(body); err != nil {
 		return "", newAPIError(fasthttp.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON: "+err.Error())
+	}
+	if controlCharInString(body) {
+		return "", errControlChar
 	}
 	tv := v.Get("type")
 	if tv == nil {
@@ -216,6 +220,28 @@ func parseEvent(p *fastjson.Parser, body []byte) (string, error) {
 		return "", errBadType
 	}
 	return string(tb), nil
+}
+
+// controlCharInString reports whether a string in body, which the validator has
+// already found well-formed, holds a raw control character (U+0000 to U+001F), which
+// JSON allows only escaped.
+func controlCharInString(body []byte) bool {
+	inString, escaped := false, false
+	for _, c := range body {
+		switch {
+		case !inString:
+			inString = c == '"'
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped = true
+		case c == '"':
+			inString = false
+		case c < 0x20:
+			return true
+		}
+	}
+	return false
 }
 
 // validEventType reports whether b fits a NATS header value: at most MaxEventTypeLen
