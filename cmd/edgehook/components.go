@@ -92,6 +92,18 @@ func (s *stack) startVault(c *vault.Client) {
 	s.g.Go(func() error { return c.Run(s.ctx) })
 }
 
+// startConfigReader opens the Vault client of a component that only reads webhook
+// configuration (worker, receiver), runs its login and renewal, and returns the
+// per-tenant cache the component reads through.
+func (s *stack) startConfigReader(vo vaultOptions, reg prometheus.Registerer) (*vault.Cache, error) {
+	client, err := vo.client(s.log, false)
+	if err != nil {
+		return nil, err
+	}
+	s.startVault(client)
+	return vault.NewCache(client, vault.CacheConfig{TTL: vo.cacheTTL}, reg), nil
+}
+
 // startGateway connects the gateway and its identity view and runs both. store may be
 // nil: then the admin API is off.
 func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prometheus.Registerer, gather prometheus.Gatherer) (*gateway.Server, error) {

@@ -78,14 +78,12 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := vo.client(log, false)
-	if err != nil {
-		return err
-	}
 	reg := newRegistry()
-	cache := vault.NewCache(client, vault.CacheConfig{TTL: vo.cacheTTL}, reg)
 	st := newStack(ctx, no, log)
-	st.startVault(client)
+	cache, err := st.startConfigReader(vo, reg)
+	if err != nil {
+		return st.abort(err)
+	}
 	ready, err := st.startWorker(cfg, cache, reg)
 	if err != nil {
 		return st.abort(err)
@@ -114,14 +112,12 @@ func runReceiver(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := vo.client(log, false)
-	if err != nil {
-		return err
-	}
 	reg := newRegistry()
-	cache := vault.NewCache(client, vault.CacheConfig{TTL: vo.cacheTTL}, reg)
 	st := newStack(ctx, no, log)
-	st.startVault(client)
+	cache, err := st.startConfigReader(vo, reg)
+	if err != nil {
+		return st.abort(err)
+	}
 	if err := st.startReceiver(receiver.Config{Addr: addr}, cache, reg, reg); err != nil {
 		return st.abort(err)
 	}
