@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgehook/edgehook/identity"
+	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
 	"github.com/edgehook/edgehook/vault"
 )
@@ -52,6 +53,14 @@ type Config struct {
 	// DrainTimeout bounds how long Run waits for in-flight requests after its context
 	// is cancelled (default 10s).
 	DrainTimeout time.Duration
+	// Edge is the name of the edge this gateway serves, connected to that edge's leaf
+	// node; empty for a gateway at the hub (or in `up`). See edge.go.
+	Edge string
+	// HubTimeout bounds an edge gateway's reads from the hub and each link probe
+	// (default 2s).
+	HubTimeout time.Duration
+	// LinkProbeInterval is how often an edge gateway probes its hub link (default 1s).
+	LinkProbeInterval time.Duration
 }
 
 // Deps are the gateway's collaborators. The gateway does not own them: it neither
@@ -65,8 +74,15 @@ type Deps struct {
 	View *identity.View
 	// Identity writes tenant records; required when the admin API is enabled.
 	Identity *identity.Store
-	// Status reads the event status records tenants ask for.
+	// Status reads the event status records tenants ask for (at an edge, the hub's,
+	// through a lazy store).
 	Status *status.Store
+	// Queued is an edge gateway's own queued-record bucket (natsconf.EdgeQueuedBucket);
+	// required with Config.Edge, unused without.
+	Queued *status.Store
+	// Hub is a JetStream context in the hub's domain, for an edge gateway's link probe;
+	// required with Config.Edge.
+	Hub jetstream.JetStream
 	// Configs reads and writes webhook configuration. Required when the admin API is
 	// enabled; when nil, PATCH /v1/tenant answers 404 and GET /v1/tenant omits
 	// targetUrl.
@@ -104,6 +120,17 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.DrainTimeout, err = positiveDuration("DrainTimeout", cfg.DrainTimeout, DefaultDrainTimeout); err != nil {
 		return cfg, err
 	}
+	if cfg.HubTimeout, err = positiveDuration("HubTimeout", cfg.HubTimeout, DefaultHubTimeout); err != nil {
+		return cfg, err
+	}
+	if cfg.LinkProbeInterval, err = positiveDuration("LinkProbeInterval", cfg.LinkProbeInterval, DefaultLinkProbeInterval); err != nil {
+		return cfg, err
+	}
+	if cfg.Edge != "" {
+		if err := natsconf.ValidateEdgeName(cfg.Edge); err != nil {
+			return cfg, fmt.Errorf("%w: Edge: %w", ErrInvalidConfig, err)
+		}
+	}
 	if cfg.AdminToken != "" && len(cfg.AdminToken) < MinAdminTokenLen {
 		return cfg, fmt.Errorf("%w: AdminToken must be at least %d characters", ErrInvalidConfig, MinAdminTokenLen)
 	}
@@ -121,8 +148,12 @@ func positiveDuration(name string, d, def time.Duration) (time.Duration, error) 
 }
 
 // validate checks that every dependency the configuration needs is present.
-func (d Deps) validate(adminEnabled bool) error {
+func (d Deps) validate(adminEnabled, edge bool) error {
 	switch {
+	case edge && d.Queued == nil:
+		return fmt.Errorf("%w: Deps.Queued is required at an edge", ErrInvalidConfig)
+	case edge && d.Hub == nil:
+		return fmt.Errorf("%w: Deps.Hub is required at an edge", ErrInvalidConfig)
 	case d.JS == nil:
 		return fmt.Errorf("%w: Deps.JS is required", ErrInvalidConfig)
 	case d.View == nil:

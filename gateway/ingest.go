@@ -62,7 +62,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, _ string) error {
 	}
 	now := time.Now()
 	out := s.outs.Get().(*outgoing)
-	if err := out.fill(t, eventID, eventType, msgID, body, now); err != nil {
+	if err := out.fill(s.subjectPrefix, s.queuedBucket, t, eventID, eventType, msgID, body, now); err != nil {
 		return err
 	}
 
@@ -136,10 +136,10 @@ func newOutgoing() any {
 	return o
 }
 
-// fill lays out the EVENTS message of one event (with the Nats-Msg-Id header when
-// msgID is set) and its queued status record.
-func (o *outgoing) fill(t identity.Tenant, eventID, eventType, msgID string, body []byte, now time.Time) error {
-	b := append(o.strs[:0], natsconf.EventsSubjectPrefix...)
+// fill lays out the message of one event on subjectPrefix<tenantId> (with the
+// Nats-Msg-Id header when msgID is set) and its queued record in queuedBucket.
+func (o *outgoing) fill(subjectPrefix, queuedBucket string, t identity.Tenant, eventID, eventType, msgID string, body []byte, now time.Time) error {
+	b := append(o.strs[:0], subjectPrefix...)
 	b = append(b, t.TenantID...)
 	subjectEnd := len(b)
 	b = strconv.AppendInt(b, now.UnixNano(), 10)
@@ -159,7 +159,7 @@ func (o *outgoing) fill(t identity.Tenant, eventID, eventType, msgID string, bod
 	// message owns a copy of the body.
 	o.ev.Data = append(o.ev.Data[:0], body...)
 	utc := now.UTC()
-	return status.FillQueuedMsg(&o.st, status.Record{
+	return status.FillQueuedMsgIn(&o.st, queuedBucket, status.Record{
 		EventID: eventID, TenantID: t.TenantID, Type: eventType, CreatedAt: utc, UpdatedAt: utc,
 	})
 }

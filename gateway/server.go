@@ -41,6 +41,11 @@ type Server struct {
 	http     *fasthttp.Server
 	promh    fasthttp.RequestHandler
 	tooLarge *apiError
+	// subjectPrefix and queuedBucket are where events and their queued records go:
+	// events.* and the status bucket, or at an edge the edge's own (see edge.go).
+	subjectPrefix string
+	queuedBucket  string
+	link          *hubLink // nil but at an edge
 
 	mu   sync.Mutex
 	addr string
@@ -53,7 +58,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := deps.validate(cfg.AdminToken != ""); err != nil {
+	if err := deps.validate(cfg.AdminToken != "", cfg.Edge != ""); err != nil {
 		return nil, err
 	}
 	if deps.Logger == nil {
@@ -79,6 +84,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		fmt.Sprintf("request body exceeds the limit of %d bytes", cfg.MaxBodyBytes))
 	if cfg.AdminToken != "" {
 		s.adminKey = sha256.Sum256([]byte(cfg.AdminToken))
+	}
+	s.subjectPrefix, s.queuedBucket = natsconf.EventsSubjectPrefix, natsconf.BucketStatus
+	if cfg.Edge != "" {
+		s.subjectPrefix, s.queuedBucket = natsconf.EdgeSubjectPrefix(cfg.Edge), natsconf.EdgeQueuedBucket(cfg.Edge)
+		if s.link, err = newHubLink(s, deps.Registerer); err != nil {
+			return nil, err
+		}
 	}
 	s.outs.New = newOutgoing
 	s.routes = s.buildRoutes()
@@ -131,8 +143,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	s.addr = ln.Addr().String()
 	s.mu.Unlock()
-	s.log.Info("gateway listening", "addr", s.addr, "admin_api", s.cfg.AdminToken != "")
+	s.log.Info("gateway listening", "addr", s.addr, "admin_api", s.cfg.AdminToken != "", "edge", s.cfg.Edge)
 
+	if s.link != nil {
+		lctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { s.link.run(lctx); close(done) }()
+		defer func() { stop(); <-done }()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
 	select {

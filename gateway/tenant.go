@@ -38,7 +38,7 @@ func (s *Server) getEvent(ctx *fasthttp.RequestCtx, id string) error {
 	}
 	sctx, cancel := s.storeCtx()
 	defer cancel()
-	rec, err := s.deps.Status.Get(sctx, t.TenantID, id)
+	rec, err := s.getStatus(sctx, t.TenantID, id)
 	if err != nil {
 		return storeError("status store", err)
 	}

@@ -1,6 +1,8 @@
 package natsconf
 
 import (
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,4 +26,22 @@ func Publisher(js jetstream.JetStream, timeout time.Duration) (jetstream.JetStre
 	default:
 		return jetstream.New(js.Conn(), jsOpts...)
 	}
+}
+
+// RedactURL returns the NATS server URL list urls (comma-separated) with any password
+// replaced by "xxxxx", for logs and errors.
+func RedactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "<unparsable URL>"
+			continue
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }

@@ -316,6 +316,12 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		return fmt.Errorf("natsconf: %w", err)
 	}
 	for _, sc := range []jetstream.StreamConfig{t.EventsStream(), t.ReceivedStream(), t.DLQStream()} {
+		// EVENTS keeps the edges `setup nats --edge` added.
+		if existing, err := js.Stream(ctx, sc.Name); err == nil {
+			sc.Sources = existing.CachedInfo().Config.Sources
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("natsconf: stream %s: %w", sc.Name, err)
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("natsconf: stream %s: %w", sc.Name, err)
 		}

@@ -23,22 +23,53 @@ var Components = []Component{Gateway, Admin, Worker, Receiver, DLQ}
 // configuration changes there so workers and receivers drop cached entries.
 const ConfigChangedPrefix = "edgehook.config.changed."
 
+// InboxPrefix is component c's own inbox prefix. Each component's connection uses it
+// (nats.CustomInboxPrefix) and may subscribe below it only, so no component can read
+// the replies another one gets (a worker's pulled events, for one).
+func InboxPrefix(c Component) string { return "_INBOX_" + string(c) }
+
+// Site is where a NATS server of the mesh runs, which decides what its users may do.
+// The zero value is the hub (or the single server of `edgehook up`).
+type Site struct {
+	// Edge is the edge's name (see ValidateEdgeName); empty for the hub.
+	Edge string
+}
+
+// HubSite is the hub, or the single server of `edgehook up`.
+var HubSite = Site{}
+
+// EdgeSite is the edge node called name.
+func EdgeSite(name string) Site { return Site{Edge: name} }
+
+// IsEdge reports whether s is an edge.
+func (s Site) IsEdge() bool { return s.Edge != "" }
+
+// Components lists the components that connect to a server at s: every one at the
+// hub, only the gateway at an edge.
+func (s Site) Components() []Component {
+	if s.IsEdge() {
+		return []Component{Gateway}
+	}
+	return Components
+}
+
 func kvStream(bucket string) string { return "KV_" + bucket }
 
-// kvRead is what reading a bucket with Get (direct get) takes.
-func kvRead(bucket string) []string {
+// kvRead is what reading a bucket with Get (direct get) takes, through api (the local
+// "$JS.API" or another domain's "$JS.<domain>.API").
+func kvRead(api, bucket string) []string {
 	return []string{
-		"$JS.API.STREAM.INFO." + kvStream(bucket),
-		"$JS.API.DIRECT.GET." + kvStream(bucket) + ".>",
-		"$JS.API.STREAM.MSG.GET." + kvStream(bucket),
+		api + ".STREAM.INFO." + kvStream(bucket),
+		api + ".DIRECT.GET." + kvStream(bucket) + ".>",
+		api + ".STREAM.MSG.GET." + kvStream(bucket),
 	}
 }
 
 // kvWatch is what watching a bucket takes (an ordered push consumer with flow control).
 func kvWatch(bucket string) []string {
 	return []string{
-		"$JS.API.CONSUMER.CREATE." + kvStream(bucket) + ".>",
-		"$JS.API.CONSUMER.DELETE." + kvStream(bucket) + ".>",
+		localAPI + ".CONSUMER.CREATE." + kvStream(bucket) + ".>",
+		localAPI + ".CONSUMER.DELETE." + kvStream(bucket) + ".>",
 		"$JS.FC." + kvStream(bucket) + ".>",
 	}
 }
@@ -46,62 +77,87 @@ func kvWatch(bucket string) []string {
 // kvWrite is what writing a bucket takes.
 func kvWrite(bucket string) []string { return []string{"$KV." + bucket + ".>"} }
 
-// Permissions returns the NATS permissions of component c: exactly what it needs, so a
-// compromised component cannot reach another's data. Every component may receive
-// replies on _INBOX.> and call $JS.API.INFO.
-func Permissions(c Component) *server.Permissions {
-	pub := []string{"$JS.API.INFO"}
-	sub := []string{"_INBOX.>"}
-	switch c {
-	case Gateway:
+// localAPI is the JetStream API of the server a client is connected to.
+const localAPI = "$JS.API"
+
+// DomainAPI is the JetStream API prefix of domain: requests there cross leaf links to
+// the servers of that domain.
+func DomainAPI(domain string) string { return "$JS." + domain + ".API" }
+
+// Permissions returns the NATS permissions of component c on a server at site: exactly
+// what it needs, so a compromised component cannot reach another's data. Every
+// component may call $JS.API.INFO and receive replies below its own InboxPrefix.
+func Permissions(c Component, site Site) *server.Permissions {
+	pub := []string{localAPI + ".INFO"}
+	sub := []string{InboxPrefix(c) + ".>"}
+	switch {
+	case c == Gateway && site.IsEdge():
+		// At an edge: publish events into the edge's own stream and record them as
+		// queued in the edge's own bucket (both local, so ingest needs no WAN); read
+		// and watch the local identity mirror; read the hub's statuses and attempt
+		// logs and publish replay requests (both need the hub); see the hub's
+		// sourcing of this edge for the link metrics. No Vault, no EVENTS or DLQ
+		// reads, no identity writes.
+		hub := DomainAPI(HubDomain)
+		pub = append(pub, EdgeSubjectPrefix(site.Edge)+"*", ReplaySubjectPrefix+"*")
+		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
+		pub = append(pub, kvWatch(BucketIdentity)...)
+		pub = append(pub, kvRead(localAPI, EdgeQueuedBucket(site.Edge))...)
+		pub = append(pub, kvWrite(EdgeQueuedBucket(site.Edge))...)
+		pub = append(pub, kvRead(hub, BucketStatus)...)
+		pub = append(pub,
+			localAPI+".STREAM.INFO."+EdgeStream(site.Edge),
+			hub+".INFO",
+			hub+".STREAM.INFO."+StreamEvents,
+		)
+	case site.IsEdge():
+		return denyAll()
+	case c == Gateway:
 		// Read identity (watch + direct reads), publish events and replay requests,
 		// record "queued" and read statuses and attempt logs. No Vault, no EVENTS or
 		// DLQ reads, no identity writes.
 		pub = append(pub, EventsSubjectPrefix+"*", ReplaySubjectPrefix+"*")
-		pub = append(pub, kvRead(BucketIdentity)...)
+		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
 		pub = append(pub, kvWatch(BucketIdentity)...)
-		pub = append(pub, kvRead(BucketStatus)...)
+		pub = append(pub, kvRead(localAPI, BucketStatus)...)
 		pub = append(pub, kvWrite(BucketStatus)...)
-	case Admin:
-		pub = append(pub, kvRead(BucketIdentity)...)
+	case c == Admin:
+		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
 		pub = append(pub, kvWrite(BucketIdentity)...)
 		pub = append(pub, ConfigChangedPrefix+"*")
-	case Worker:
+	case c == Worker:
 		// Consume the delivery consumer and ack; write statuses. Publishes nothing else.
 		pub = append(pub,
-			"$JS.API.CONSUMER.INFO."+StreamEvents+"."+ConsumerDeliver,
-			"$JS.API.CONSUMER.MSG.NEXT."+StreamEvents+"."+ConsumerDeliver,
+			localAPI+".CONSUMER.INFO."+StreamEvents+"."+ConsumerDeliver,
+			localAPI+".CONSUMER.MSG.NEXT."+StreamEvents+"."+ConsumerDeliver,
 			"$JS.ACK."+StreamEvents+"."+ConsumerDeliver+".>",
 		)
-		pub = append(pub, kvRead(BucketStatus)...)
+		pub = append(pub, kvRead(localAPI, BucketStatus)...)
 		pub = append(pub, kvWrite(BucketStatus)...)
 		sub = append(sub, ConfigChangedPrefix+"*")
-	case Receiver:
+	case c == Receiver:
 		pub = append(pub, ReceivedSubjectPrefix+"*")
 		sub = append(sub, ConfigChangedPrefix+"*")
-	case DLQ:
+	case c == DLQ:
 		// Consume the DLQ consumer (advisories, replay requests) and ack; get events
 		// from EVENTS by sequence; read and write dead letters on DLQ; read and write
 		// statuses; publish replayed events. Nothing else: no identity, no Vault, no
 		// consumers of its own, no webhooks.
 		pub = append(pub,
-			"$JS.API.CONSUMER.INFO."+StreamDLQ+"."+ConsumerDLQ,
-			"$JS.API.CONSUMER.MSG.NEXT."+StreamDLQ+"."+ConsumerDLQ,
+			localAPI+".CONSUMER.INFO."+StreamDLQ+"."+ConsumerDLQ,
+			localAPI+".CONSUMER.MSG.NEXT."+StreamDLQ+"."+ConsumerDLQ,
 			"$JS.ACK."+StreamDLQ+"."+ConsumerDLQ+".>",
-			"$JS.API.STREAM.INFO."+StreamEvents,
-			"$JS.API.STREAM.MSG.GET."+StreamEvents,
-			"$JS.API.STREAM.INFO."+StreamDLQ,
-			"$JS.API.STREAM.MSG.GET."+StreamDLQ,
+			localAPI+".STREAM.INFO."+StreamEvents,
+			localAPI+".STREAM.MSG.GET."+StreamEvents,
+			localAPI+".STREAM.INFO."+StreamDLQ,
+			localAPI+".STREAM.MSG.GET."+StreamDLQ,
 			DeadLetterSubjectPrefix+"*.*",
 			EventsSubjectPrefix+"*",
 		)
-		pub = append(pub, kvRead(BucketStatus)...)
+		pub = append(pub, kvRead(localAPI, BucketStatus)...)
 		pub = append(pub, kvWrite(BucketStatus)...)
 	default:
-		return &server.Permissions{
-			Publish:   &server.SubjectPermission{Deny: []string{">"}},
-			Subscribe: &server.SubjectPermission{Deny: []string{">"}},
-		}
+		return denyAll()
 	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},
@@ -109,14 +165,9 @@ func Permissions(c Component) *server.Permissions {
 	}
 }
 
-// Users returns one NATS user per component with its Permissions, given each
-// component's password.
-func Users(passwords map[Component]string) []*server.User {
-	users := make([]*server.User, 0, len(passwords))
-	for _, c := range Components {
-		if pw, ok := passwords[c]; ok {
-			users = append(users, &server.User{Username: string(c), Password: pw, Permissions: Permissions(c)})
-		}
+func denyAll() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Deny: []string{">"}},
+		Subscribe: &server.SubjectPermission{Deny: []string{">"}},
 	}
-	return users
 }

@@ -18,17 +18,20 @@ import (
 // "setup" user that applies the topology.
 func authServer(t *testing.T) *server.Server {
 	t.Helper()
-	pw := map[natsconf.Component]string{}
+	creds := natsconf.Credentials{natsconf.OperatorUser: "pw-" + natsconf.OperatorUser}
 	for _, c := range natsconf.Components {
-		pw[c] = "pw-" + string(c)
+		creds[string(c)] = "pw-" + string(c)
 	}
-	users := append(natsconf.Users(pw), &server.User{Username: "setup", Password: "pw-setup"})
-	s, err := natsconf.StartEmbedded(natsconf.EmbeddedOptions{Addr: "127.0.0.1:-1", StoreDir: t.TempDir(), Users: users})
+	spec, err := natsconf.SingleServer("127.0.0.1", -1, t.TempDir(), creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := natsconf.StartEmbedded(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, js := connectAs(t, s, "setup", nil)
+	nc, js := connectAs(t, s, natsconf.OperatorUser, nil)
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -62,7 +65,7 @@ func authServer(t *testing.T) *server.Server {
 
 func connectAs(t *testing.T, s *server.Server, user string, asyncErrs chan<- error) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(user, "pw-"+user), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(user, "pw-"+user), nats.CustomInboxPrefix(natsconf.InboxPrefix(natsconf.Component(user))), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if asyncErrs != nil {
 			select {
 			case asyncErrs <- err:

@@ -126,6 +126,10 @@ func (s *Store) AttemptRange(ctx context.Context, tenantID, eventID string, from
 		return nil, ErrNotFound
 	}
 	from = max(from, 1)
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var (
 		mu  sync.Mutex
 		out []Attempt
@@ -134,7 +138,7 @@ func (s *Store) AttemptRange(ctx context.Context, tenantID, eventID string, from
 	g.SetLimit(attemptReadConcurrency)
 	for n := from; n <= to; n++ {
 		g.Go(func() error {
-			e, err := s.kv.Get(gctx, AttemptKey(tenantID, eventID, n))
+			e, err := kv.Get(gctx, AttemptKey(tenantID, eventID, n))
 			if errors.Is(err, jetstream.ErrKeyNotFound) {
 				return nil
 			}

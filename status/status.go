@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -61,9 +62,14 @@ type Record struct {
 // Key is the bucket key of an event's record.
 func Key(tenantID, eventID string) string { return tenantID + "." + eventID }
 
-// subject is the raw KV subject of an event's record.
+// subject is the raw KV subject of an event's record in the status bucket.
 func subject(tenantID, eventID string) string {
-	return "$KV." + natsconf.BucketStatus + "." + tenantID + "." + eventID // one allocation
+	return bucketSubject(natsconf.BucketStatus, tenantID, eventID)
+}
+
+// bucketSubject is the raw KV subject of an event's record in bucket.
+func bucketSubject(bucket, tenantID, eventID string) string {
+	return "$KV." + bucket + "." + tenantID + "." + eventID // one allocation
 }
 
 // QueuedMsg returns the message that records rec as queued, to be published
@@ -101,11 +107,34 @@ func PutMsg(rec Record) (*nats.Msg, error) {
 
 // Store reads and writes status records.
 type Store struct {
-	kv jetstream.KeyValue
+	mu   sync.Mutex
+	kv   jetstream.KeyValue
+	bind func(context.Context) (jetstream.KeyValue, error)
 }
 
 // NewStore returns a Store on the status bucket kv.
 func NewStore(kv jetstream.KeyValue) *Store { return &Store{kv: kv} }
+
+// NewLazyStore returns a Store on the bucket bind returns, called at the first use and
+// again at each use until it succeeds. An edge gateway reads the hub's statuses
+// through one, so it starts, and keeps serving, while the hub cannot be reached.
+func NewLazyStore(bind func(context.Context) (jetstream.KeyValue, error)) *Store {
+	return &Store{bind: bind}
+}
+
+// bucket returns the store's bucket, binding it if need be.
+func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kv == nil {
+		kv, err := s.bind(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("status: bucket: %w", err)
+		}
+		s.kv = kv
+	}
+	return s.kv, nil
+}
 
 // Put writes rec, replacing any earlier state.
 func (s *Store) Put(ctx context.Context, rec Record) error {
@@ -113,7 +142,11 @@ func (s *Store) Put(ctx context.Context, rec Record) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.kv.Put(ctx, Key(rec.TenantID, rec.EventID), b); err != nil {
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Put(ctx, Key(rec.TenantID, rec.EventID), b); err != nil {
 		return fmt.Errorf("status: put %s: %w", rec.EventID, err)
 	}
 	return nil
@@ -130,7 +163,11 @@ func (s *Store) Entry(ctx context.Context, tenantID, eventID string) (Record, ui
 	if !validToken(tenantID) || !validToken(eventID) {
 		return Record{}, 0, ErrNotFound
 	}
-	e, err := s.kv.Get(ctx, Key(tenantID, eventID))
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return Record{}, 0, err
+	}
+	e, err := kv.Get(ctx, Key(tenantID, eventID))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return Record{}, 0, ErrNotFound
@@ -152,11 +189,15 @@ func (s *Store) Update(ctx context.Context, rec Record, revision uint64) error {
 	if err != nil {
 		return err
 	}
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return err
+	}
 	key := Key(rec.TenantID, rec.EventID)
 	if revision == 0 {
-		_, err = s.kv.Create(ctx, key, b)
+		_, err = kv.Create(ctx, key, b)
 	} else {
-		_, err = s.kv.Update(ctx, key, b, revision)
+		_, err = kv.Update(ctx, key, b, revision)
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -161,7 +160,7 @@ func (o benchOptions) target() (bench.Target, error) {
 // user per component, the gateway with its admin API, the receiver and, when the
 // scenario needs one, the worker, all on random loopback ports, with webhook
 // configuration in a dev secret store in the temporary directory. The bench connects
-// without credentials, as the local operator.
+// as the operator.
 func (o benchOptions) localLauncher(log *slog.Logger) (bench.Launcher, error) {
 	wcfg, err := o.worker.config(o.topo.Topology)
 	if err != nil {
@@ -186,24 +185,23 @@ func (o benchOptions) localLauncher(log *slog.Logger) (bench.Launcher, error) {
 			return fail(fmt.Errorf("temporary data directory: %w", err))
 		}
 		cleanup = append(cleanup, func() { os.RemoveAll(dir) })
-		no := natsOptions{passwords: map[natsconf.Component]string{}}
-		for _, c := range natsconf.Components {
-			if no.passwords[c], err = randomToken(); err != nil {
+		no := natsOptions{passwords: natsconf.Credentials{}}
+		for _, u := range append([]natsconf.Component{natsconf.OperatorUser}, natsconf.Components...) {
+			if no.passwords[string(u)], err = randomToken(); err != nil {
 				return fail(err)
 			}
 		}
-		ns, err := natsconf.StartEmbedded(natsconf.EmbeddedOptions{
-			Addr:       "127.0.0.1:0",
-			StoreDir:   filepath.Join(dir, "jetstream"),
-			Users:      append(natsconf.Users(no.passwords), &server.User{Username: localOperator}),
-			NoAuthUser: localOperator,
-		})
+		spec, err := natsconf.SingleServer("127.0.0.1", -1, filepath.Join(dir, "jetstream"), no.passwords)
+		if err != nil {
+			return fail(err)
+		}
+		ns, err := natsconf.StartEmbedded(spec)
 		if err != nil {
 			return fail(err)
 		}
 		cleanup = append(cleanup, func() { ns.Shutdown(); ns.WaitForShutdown() })
 		no.url = ns.ClientURL()
-		setupNC, setupJS, err := no.connect("setup", log)
+		setupNC, setupJS, err := no.connect(natsconf.OperatorUser, log)
 		if err != nil {
 			return fail(err)
 		}
@@ -255,6 +253,7 @@ func (o benchOptions) localLauncher(log *slog.Logger) (bench.Launcher, error) {
 			AdminToken:  token,
 			ReceiverURL: "http://" + receiverAddr,
 			NATSURL:     ns.ClientURL(),
+			NATSOptions: []nats.Option{nats.UserInfo(natsconf.OperatorUser, no.passwords[natsconf.OperatorUser])},
 		}, release, nil
 	}, nil
 }

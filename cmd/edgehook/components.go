@@ -23,6 +23,7 @@ import (
 
 // gatewayOptions are the settings of the gateway, in `gateway` and `up`.
 type gatewayOptions struct {
+	edge           string
 	httpAddr       string
 	adminToken     string
 	maxBodyBytes   int
@@ -30,6 +31,7 @@ type gatewayOptions struct {
 }
 
 func (o *gatewayOptions) register(s *settings) {
+	s.String(&o.edge, "edge", "EDGEHOOK_EDGE", "", "name of the edge this gateway serves, connected to that edge's leaf node (empty: a gateway at the hub)")
 	s.String(&o.httpAddr, "http-addr", "EDGEHOOK_HTTP_ADDR", "127.0.0.1:8080", "gateway listen address")
 	s.Secret(&o.adminToken, "admin-token", "EDGEHOOK_ADMIN_TOKEN", "admin API bearer token (the admin API is off without one; `up` generates one)")
 	s.Int(&o.maxBodyBytes, "max-body-bytes", "EDGEHOOK_MAX_BODY_BYTES", 256<<10, "largest accepted event body")
@@ -116,20 +118,40 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 	if err != nil {
 		return nil, fmt.Errorf("identity bucket (run `edgehook setup nats`): %w", err)
 	}
-	stKV, err := js.KeyValue(ctx, natsconf.BucketStatus)
-	if err != nil {
-		return nil, fmt.Errorf("status bucket (run `edgehook setup nats`): %w", err)
-	}
 	view := identity.NewView(idKV, log)
 	deps := gateway.Deps{
 		JS:         js,
 		View:       view,
-		Status:     status.NewStore(stKV),
 		Logger:     log.With("component", "gateway"),
 		Registerer: reg,
 		Gatherer:   gather,
 	}
-	cfg := gateway.Config{Addr: o.httpAddr, MaxBodyBytes: o.maxBodyBytes, RotationWindow: o.rotationWindow}
+	cfg := gateway.Config{Addr: o.httpAddr, MaxBodyBytes: o.maxBodyBytes, RotationWindow: o.rotationWindow, Edge: o.edge}
+	if o.edge != "" {
+		// Everything ingest needs is on the edge's leaf node; the hub's statuses are
+		// bound when the hub first answers, so the gateway starts while it does not.
+		if o.adminToken != "" {
+			return nil, usageError{fmt.Errorf("EDGEHOOK_ADMIN_TOKEN is set on an edge gateway (EDGEHOOK_EDGE=%s): the admin API runs at the hub; an edge holds no Vault token", o.edge)}
+		}
+		qKV, err := js.KeyValue(ctx, natsconf.EdgeQueuedBucket(o.edge))
+		if err != nil {
+			return nil, fmt.Errorf("edge bucket %s (run `edgehook setup nats --edge %s`): %w", natsconf.EdgeQueuedBucket(o.edge), o.edge, err)
+		}
+		hub, err := jetstream.NewWithDomain(js.Conn(), natsconf.HubDomain)
+		if err != nil {
+			return nil, fmt.Errorf("jetstream in domain %s: %w", natsconf.HubDomain, err)
+		}
+		deps.Queued, deps.Hub = status.NewStore(qKV), hub
+		deps.Status = status.NewLazyStore(func(ctx context.Context) (jetstream.KeyValue, error) {
+			return hub.KeyValue(ctx, natsconf.BucketStatus)
+		})
+	} else {
+		stKV, err := js.KeyValue(ctx, natsconf.BucketStatus)
+		if err != nil {
+			return nil, fmt.Errorf("status bucket (run `edgehook setup nats`): %w", err)
+		}
+		deps.Status = status.NewStore(stKV)
+	}
 	if o.adminToken != "" {
 		if store == nil {
 			return nil, usageError{fmt.Errorf("EDGEHOOK_ADMIN_TOKEN is set but VAULT_ADDR is not: the admin API writes webhook configuration to Vault")}

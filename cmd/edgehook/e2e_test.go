@@ -25,10 +25,10 @@ import (
 
 // system is an `edgehook up` running in-process on free loopback ports.
 type system struct {
-	api, receiver, natsURL, adminToken string
-	stdout                             *syncBuffer
-	done                               chan error
-	cancel                             context.CancelFunc
+	api, receiver, natsURL, adminToken, dataDir string
+	stdout                                      *syncBuffer
+	done                                        chan error
+	cancel                                      context.CancelFunc
 }
 
 func freeAddr(t *testing.T) string {
@@ -67,11 +67,12 @@ func startUp(t *testing.T, env map[string]string) *system {
 		receiver:   freeAddr(t),
 		natsURL:    freeAddr(t),
 		adminToken: "test-admin-token",
+		dataDir:    t.TempDir(),
 		stdout:     &syncBuffer{},
 		done:       make(chan error, 1),
 	}
 	vars := map[string]string{
-		"EDGEHOOK_DATA_DIR":      t.TempDir(),
+		"EDGEHOOK_DATA_DIR":      sys.dataDir,
 		"EDGEHOOK_HTTP_ADDR":     sys.api,
 		"EDGEHOOK_RECEIVER_ADDR": sys.receiver,
 		"EDGEHOOK_NATS_ADDR":     sys.natsURL,
@@ -114,6 +115,16 @@ func startUp(t *testing.T, env map[string]string) *system {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return sys
+}
+
+// operator returns the option that connects as the NATS operator of the system.
+func (sys *system) operator(t *testing.T) nats.Option {
+	t.Helper()
+	pw, err := os.ReadFile(filepath.Join(sys.dataDir, operatorPasswordFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nats.UserInfo(natsconf.OperatorUser, strings.TrimSpace(string(pw)))
 }
 
 // call sends a JSON request and decodes a JSON answer into out (when non-nil).
@@ -214,7 +225,7 @@ func TestEndToEndTwoTenantsThousandEventsEach(t *testing.T) {
 	}
 
 	// Every verified webhook lands in RECEIVED under the tenant it was sent for.
-	nc, err := nats.Connect("nats://" + sys.natsURL)
+	nc, err := nats.Connect("nats://"+sys.natsURL, sys.operator(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +311,7 @@ func TestQuickStartFromTheReadme(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shown := renderQuickStart("<the token up printed>", "127.0.0.1:8080", "127.0.0.1:8090", "127.0.0.1:4222")
+	shown := renderQuickStart("<the token up printed>", "127.0.0.1:8080", "127.0.0.1:8090", "127.0.0.1:4222", "./data")
 	if !strings.Contains(string(readme), shown) {
 		t.Fatalf("README.md does not show the quick start that up prints:\n%s", shown)
 	}
@@ -312,10 +323,10 @@ func TestQuickStartFromTheReadme(t *testing.T) {
 		t.Fatalf("the nats CLI is not installed in bin/ (run `make tools`): %v", err)
 	}
 	sys := startUp(t, nil)
-	if !strings.Contains(sys.stdout.String(), renderQuickStart(sys.adminToken, sys.api, sys.receiver, sys.natsURL)) {
+	if !strings.Contains(sys.stdout.String(), renderQuickStart(sys.adminToken, sys.api, sys.receiver, sys.natsURL, sys.dataDir)) {
 		t.Fatalf("up did not print the quick start:\n%s", sys.stdout.String())
 	}
-	script := strings.ReplaceAll(renderQuickStart(sys.adminToken, sys.api, sys.receiver, sys.natsURL), "bin/nats ", natsCLI+" ")
+	script := strings.ReplaceAll(renderQuickStart(sys.adminToken, sys.api, sys.receiver, sys.natsURL, sys.dataDir), "bin/nats ", natsCLI+" ")
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()

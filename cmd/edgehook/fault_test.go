@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -141,7 +140,7 @@ type faultSystem struct {
 	natsBin    string
 	natsConf   string
 	natsAddr   string
-	passwords  map[string]string
+	passwords  natsconf.Credentials
 	nats       *proc
 	nc         *nats.Conn // unrestricted, for setup and inspection
 	js         jetstream.JetStream
@@ -173,15 +172,15 @@ func newFaultSystem(t *testing.T) *faultSystem {
 	if _, err := os.Stat(natsBin); err != nil {
 		t.Fatalf("nats-server is not installed in bin/: run make tools (%v)", err)
 	}
-	s := &faultSystem{t: t, bin: bin, natsBin: natsBin, natsAddr: freeAddr(t), passwords: map[string]string{}}
-	for _, c := range append(natsconf.Components, "setup") {
+	s := &faultSystem{t: t, bin: bin, natsBin: natsBin, natsAddr: freeAddr(t), passwords: natsconf.Credentials{}}
+	for _, c := range append(natsconf.Components, natsconf.OperatorUser) {
 		s.passwords[string(c)] = "pw-" + string(c) + "-" + fmt.Sprint(time.Now().UnixNano())
 	}
 	s.natsConf = s.writeNATSConfig(t.TempDir())
 	s.startNATS()
 	t.Cleanup(func() { s.nats.stop(t, syscall.SIGTERM) }) // after every edgehook process
 
-	s.nc, err = nats.Connect("nats://"+s.natsAddr, nats.UserInfo("setup", s.passwords["setup"]), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	s.nc, err = nats.Connect("nats://"+s.natsAddr, nats.UserInfo(natsconf.OperatorUser, s.passwords[natsconf.OperatorUser]), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +188,7 @@ func newFaultSystem(t *testing.T) *faultSystem {
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		t.Fatal(err)
 	}
-	s.run("setup", s.natsEnv("setup"), "setup", "nats")
+	s.run(natsconf.OperatorUser, s.natsEnv(natsconf.OperatorUser), "setup", "nats")
 
 	s.vault = vaulttest.Setup(t)
 	s.workerTok = s.vault.Token(t, vault.RoleWorker, 0)
@@ -200,48 +199,23 @@ func newFaultSystem(t *testing.T) *faultSystem {
 	return s
 }
 
-// writeNATSConfig writes a nats-server config with JetStream file storage in dir and
-// one user per component with natsconf's permissions, plus an unrestricted setup user.
+// writeNATSConfig writes the nats-server config of `up`'s single server (natsconf's
+// rendering, JetStream file storage in dir, one user per component and the operator).
 func (s *faultSystem) writeNATSConfig(dir string) string {
-	type subjects struct {
-		Allow []string `json:"allow,omitempty"`
-		Deny  []string `json:"deny,omitempty"`
+	host, port, err := natsconf.SplitAddr(s.natsAddr)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	type perms struct {
-		Publish   subjects `json:"publish"`
-		Subscribe subjects `json:"subscribe"`
+	spec, err := natsconf.SingleServer(host, port, filepath.Join(dir, "store"), s.passwords)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	type user struct {
-		User        string `json:"user"`
-		Password    string `json:"password"`
-		Permissions *perms `json:"permissions,omitempty"`
-	}
-	users := []user{{User: "setup", Password: s.passwords["setup"]}}
-	for _, c := range natsconf.Components {
-		p := natsconf.Permissions(c)
-		users = append(users, user{User: string(c), Password: s.passwords[string(c)], Permissions: &perms{
-			Publish:   subjects{Allow: p.Publish.Allow, Deny: p.Publish.Deny},
-			Subscribe: subjects{Allow: p.Subscribe.Allow, Deny: p.Subscribe.Deny},
-		}})
-	}
-	host, port, _ := net.SplitHostPort(s.natsAddr)
-	// The config is JSON, which nats-server reads; subjects like a.> must not be
-	// escaped as \u003e, which it does not.
-	var conf bytes.Buffer
-	enc := json.NewEncoder(&conf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(map[string]any{
-		"server_name":   "fault",
-		"host":          host,
-		"port":          json.Number(port),
-		"jetstream":     map[string]any{"store_dir": filepath.Join(dir, "store")},
-		"authorization": map[string]any{"users": users},
-	}); err != nil {
+	conf, err := spec.Conf()
+	if err != nil {
 		s.t.Fatal(err)
 	}
 	path := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(path, conf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
 	return path

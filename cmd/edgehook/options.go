@@ -19,8 +19,9 @@ type natsOptions struct {
 	creds    string
 	user     string
 	password string
-	// passwords, set by `up`, gives each component its own user on the embedded server.
-	passwords map[natsconf.Component]string
+	// passwords, set by `up` and `bench`, gives each component (and the operator, for
+	// setup) its own user on the embedded server, keyed by user name.
+	passwords natsconf.Credentials
 }
 
 func (o *natsOptions) register(s *settings) {
@@ -31,10 +32,12 @@ func (o *natsOptions) register(s *settings) {
 }
 
 // connect opens a connection named after the component that reconnects forever, and
-// its JetStream context.
+// its JetStream context. It receives replies below the component's own inbox prefix,
+// the only inbox its NATS user may subscribe to.
 func (o natsOptions) connect(name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{
 		nats.Name("edgehook-" + name),
+		nats.CustomInboxPrefix(natsconf.InboxPrefix(natsconf.Component(name))),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -44,7 +47,7 @@ func (o natsOptions) connect(name string, log *slog.Logger) (*nats.Conn, jetstre
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "component", name, "url", nc.ConnectedUrlRedacted()) }),
 	}
-	switch pw, ok := o.passwords[natsconf.Component(name)]; {
+	switch pw, ok := o.passwords[name]; {
 	case ok:
 		opts = append(opts, nats.UserInfo(name, pw))
 	case o.creds != "":
@@ -54,7 +57,7 @@ func (o natsOptions) connect(name string, log *slog.Logger) (*nats.Conn, jetstre
 	}
 	nc, err := nats.Connect(o.url, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s (EDGEHOOK_NATS_URL): %w", o.url, err)
+		return nil, nil, fmt.Errorf("connect to NATS at %s (EDGEHOOK_NATS_URL): %w", natsconf.RedactURL(o.url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

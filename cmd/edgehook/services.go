@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"time"
 
-	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/receiver"
 	"github.com/edgehook/edgehook/vault"
 )
@@ -123,48 +120,4 @@ func runReceiver(ctx context.Context, env *environment, args []string) error {
 	}
 	log.Info("receiver started", "addr", addr)
 	return st.wait()
-}
-
-func runSetup(ctx context.Context, env *environment, args []string) error {
-	if len(args) > 0 && args[0] == "vault" {
-		return runSetupVault(ctx, env, args[1:])
-	}
-	if len(args) == 0 || args[0] != "nats" {
-		return usageError{fmt.Errorf("usage: edgehook setup nats|vault [flags]")}
-	}
-	var (
-		no   natsOptions
-		topo topologyOptions
-	)
-	s := newSettings("setup nats", env.getenv, env.stderr)
-	no.register(s)
-	topo.register(s)
-	if err := s.parse(args[1:]); err != nil {
-		return err
-	}
-	if err := topo.resolve(); err != nil {
-		return err
-	}
-	if err := topo.Validate(); err != nil {
-		return usageError{err}
-	}
-	log, err := newLogger(env.stderr, "warn")
-	if err != nil {
-		return err
-	}
-	nc, js, err := no.connect("setup", log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := natsconf.Setup(ctx, js, topo.Topology); err != nil {
-		return err
-	}
-	t := topo.Topology
-	fmt.Fprintf(env.stdout, "streams %s, %s, %s; buckets %s, %s; consumers %s (AckWait %s, MaxDeliver %d, BackOff %v), %s: up to date\n",
-		natsconf.StreamEvents, natsconf.StreamReceived, natsconf.StreamDLQ, natsconf.BucketIdentity, natsconf.BucketStatus,
-		natsconf.ConsumerDeliver, t.AckWait(), t.MaxDeliver, t.DeliverConsumer().BackOff, natsconf.ConsumerDLQ)
-	return nil
 }

@@ -4,14 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgehook/edgehook/natsconf"
@@ -24,11 +25,13 @@ type upOptions struct {
 	dataDir      string
 	receiverAddr string
 	natsAddr     string
-	logLevel     string
-	topo         topologyOptions
-	worker       workerOptions
-	vault        vaultOptions
-	gateway      gatewayOptions
+	// natsAllowRemote lets the embedded NATS server listen on a non-loopback address.
+	natsAllowRemote bool
+	logLevel        string
+	topo            topologyOptions
+	worker          workerOptions
+	vault           vaultOptions
+	gateway         gatewayOptions
 }
 
 func runUp(ctx context.Context, env *environment, args []string) error {
@@ -36,6 +39,7 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	s := newSettings("up", env.getenv, env.stderr)
 	s.String(&o.dataDir, "data", "EDGEHOOK_DATA_DIR", "./data", "data directory (JetStream store, dev secret store)")
 	s.String(&o.natsAddr, "nats-addr", "EDGEHOOK_NATS_ADDR", "127.0.0.1:4222", "where the embedded NATS server listens (for the nats CLI)")
+	s.Bool(&o.natsAllowRemote, "nats-allow-remote", "EDGEHOOK_NATS_ALLOW_REMOTE", false, "let the embedded NATS server listen on a non-loopback EDGEHOOK_NATS_ADDR")
 	s.String(&o.receiverAddr, "receiver-addr", "EDGEHOOK_RECEIVER_ADDR", "127.0.0.1:8090", "receiver listen address")
 	s.String(&o.logLevel, "log-level", "EDGEHOOK_LOG_LEVEL", "info", "debug, info, warn or error")
 	o.gateway.register(s)
@@ -71,20 +75,29 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory %s (EDGEHOOK_DATA_DIR): %w", o.dataDir, err)
 	}
-	// Each component connects as its own least-privilege user; a client without
-	// credentials (the nats CLI on this machine) is the unrestricted local operator.
-	no := natsOptions{passwords: map[natsconf.Component]string{}}
+	host, port, err := natsconf.SplitAddr(o.natsAddr)
+	if err != nil {
+		return usageError{fmt.Errorf("EDGEHOOK_NATS_ADDR: %w", err)}
+	}
+	if !natsconf.IsLoopback(host) && !o.natsAllowRemote {
+		return usageError{fmt.Errorf("EDGEHOOK_NATS_ADDR=%s is not a loopback address: the embedded NATS server would be reachable from other machines; set EDGEHOOK_NATS_ALLOW_REMOTE=true if that is what you want", o.natsAddr)}
+	}
+	// Each component connects as its own least-privilege user; the nats CLI connects as
+	// the operator, whose password is kept in the data directory.
+	no := natsOptions{passwords: natsconf.Credentials{}}
+	if no.passwords[natsconf.OperatorUser], err = operatorPassword(o.dataDir); err != nil {
+		return err
+	}
 	for _, c := range natsconf.Components {
-		if no.passwords[c], err = randomToken(); err != nil {
+		if no.passwords[string(c)], err = randomToken(); err != nil {
 			return err
 		}
 	}
-	ns, err := natsconf.StartEmbedded(natsconf.EmbeddedOptions{
-		Addr:       o.natsAddr,
-		StoreDir:   filepath.Join(o.dataDir, "jetstream"),
-		Users:      append(natsconf.Users(no.passwords), &server.User{Username: localOperator}),
-		NoAuthUser: localOperator,
-	})
+	spec, err := natsconf.SingleServer(host, port, filepath.Join(o.dataDir, "jetstream"), no.passwords)
+	if err != nil {
+		return err
+	}
+	ns, err := natsconf.StartEmbedded(spec)
 	if err != nil {
 		return fmt.Errorf("embedded NATS on %s (EDGEHOOK_NATS_ADDR): %w", o.natsAddr, err)
 	}
@@ -92,7 +105,7 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	no.url = ns.ClientURL()
 	log.Info("embedded NATS started", "url", ns.ClientURL(), "store", filepath.Join(o.dataDir, "jetstream"))
 
-	setupNC, setupJS, err := no.connect("setup", log)
+	setupNC, setupJS, err := no.connect(natsconf.OperatorUser, log)
 	if err != nil {
 		return err
 	}
@@ -147,8 +160,30 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	return st.wait()
 }
 
-// localOperator is the embedded server's user for clients without credentials.
-const localOperator = "operator"
+// operatorPasswordFile is where `up` keeps the NATS operator's password, in the data
+// directory.
+const operatorPasswordFile = "nats-operator.password"
+
+// operatorPassword returns the operator's password from the data directory, creating
+// it (mode 0600) on the first run.
+func operatorPassword(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, operatorPasswordFile)
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("NATS operator password: %w", err)
+	}
+	pw, err := randomToken()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("NATS operator password: %w", err)
+	}
+	return pw, nil
+}
 
 // randomToken returns 32 random bytes, base64url.
 func randomToken() (string, error) {
@@ -187,12 +222,13 @@ EVENT_ID=$(curl -s -X POST http://{{api}}/v1/events -H "Authorization: Bearer $A
   -d '{"type":"order.created","data":{"orderId":42}}' | sed -E 's/.*"eventId":"([^"]+)".*/\1/')
 # 3. see it delivered, and the verified copy the receiver put in the RECEIVED stream
 sleep 1; curl -s http://{{api}}/v1/events/$EVENT_ID -H "Authorization: Bearer $API_KEY"; echo
-bin/nats --server nats://{{nats}} stream get RECEIVED --last-for "received.$TENANT_ID"
+bin/nats --server nats://{{nats}} --user operator --password "$(cat {{data}}/nats-operator.password)" \
+  stream get RECEIVED --last-for "received.$TENANT_ID"
 `
 
 // renderQuickStart fills in the quick-start script.
-func renderQuickStart(token, api, receiver, natsAddr string) string {
-	return strings.NewReplacer("{{token}}", token, "{{api}}", api, "{{receiver}}", receiver, "{{nats}}", natsAddr).Replace(quickStart)
+func renderQuickStart(token, api, receiver, natsAddr, dataDir string) string {
+	return strings.NewReplacer("{{token}}", token, "{{api}}", api, "{{receiver}}", receiver, "{{nats}}", natsAddr, "{{data}}", dataDir).Replace(quickStart)
 }
 
 func printQuickStart(env *environment, o upOptions, generatedToken bool) {
@@ -203,5 +239,5 @@ func printQuickStart(env *environment, o upOptions, generatedToken bool) {
 		fmt.Fprintf(w, "Admin token (generated; set EDGEHOOK_ADMIN_TOKEN to choose your own):\n  %s\n\n", o.gateway.adminToken)
 	}
 	fmt.Fprintf(w, "Quick start (paste into another shell):\n\n%s\n",
-		renderQuickStart(o.gateway.adminToken, o.gateway.httpAddr, o.receiverAddr, o.natsAddr))
+		renderQuickStart(o.gateway.adminToken, o.gateway.httpAddr, o.receiverAddr, o.natsAddr, o.dataDir))
 }

@@ -27,7 +27,7 @@ type Server struct {
 // natsconf.DefaultTopology as modified by edit (may be nil), and registers cleanup.
 func Start(t testing.TB, edit func(*natsconf.Topology)) *Server {
 	t.Helper()
-	s, err := natsconf.StartEmbedded(natsconf.EmbeddedOptions{Addr: "127.0.0.1:-1", StoreDir: t.TempDir()})
+	s, err := natsconf.StartEmbedded(natsconf.ServerSpec{Name: "natstest", Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}

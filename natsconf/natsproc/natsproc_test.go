@@ -1,0 +1,234 @@
+package natsproc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/edgehook/edgehook/natsconf/natsproc"
+)
+
+// TestServerProxyKillRestart drives a real nats-server through a proxy: a round trip,
+// a cut and a heal of the link, a SIGKILL and a restart that keeps a file-stored stream.
+func TestServerProxyKillRestart(t *testing.T) {
+	dir := t.TempDir()
+	port, mport := natsproc.FreePort(t), natsproc.FreePort(t)
+	conf := fmt.Sprintf("server_name: t1\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\njetstream { store_dir: %q }\n",
+		port, mport, filepath.Join(dir, "js"))
+	s := natsproc.Start(t, dir, "t1", conf, port, mport)
+	if !s.Running() {
+		t.Fatal("server not running after Start")
+	}
+	if fi, err := os.Stat(s.ConfPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("config file %s: %v, %v; want mode 0600", s.ConfPath, fi, err)
+	}
+	if want := fmt.Sprintf("nats://127.0.0.1:%d", port); s.ClientURL != want {
+		t.Fatalf("ClientURL = %q, want %q", s.ClientURL, want)
+	}
+	s.WaitHealthy(t, 10*time.Second)
+
+	p := natsproc.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", port))
+	disconnected := make(chan struct{}, 16)
+	reconnected := make(chan struct{}, 16)
+	nc, err := nats.Connect("nats://"+p.Addr(),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(50*time.Millisecond),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { disconnected <- struct{}{} }),
+		nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }),
+	)
+	if err != nil {
+		t.Fatalf("connect through proxy: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	roundTrip(t, nc, "before cut")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "KEEP", Subjects: []string{"keep.>"}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		t.Fatalf("create stream: %v", err)
+	}
+	if _, err := js.Publish(ctx, "keep.one", []byte("kept")); err != nil {
+		t.Fatalf("publish to stream: %v", err)
+	}
+
+	p.Cut()
+	wait(t, disconnected, 5*time.Second, "client disconnect after Cut")
+	if got := dialGetsNothing(t, p.Addr()); got != "" {
+		t.Fatalf("dial through cut proxy: %s", got)
+	}
+	if p.Cuts() != 1 {
+		t.Fatalf("Cuts() = %d, want 1", p.Cuts())
+	}
+
+	p.Heal()
+	wait(t, reconnected, 10*time.Second, "client reconnect after Heal")
+	roundTrip(t, nc, "after heal")
+
+	s.Kill(t)
+	if s.Running() {
+		t.Fatal("Running() = true after Kill")
+	}
+	wait(t, disconnected, 5*time.Second, "client disconnect after Kill")
+
+	s.Restart(t)
+	if !s.Running() {
+		t.Fatal("Running() = false after Restart")
+	}
+	s.WaitHealthy(t, 10*time.Second)
+	wait(t, reconnected, 10*time.Second, "client reconnect after Restart")
+	natsproc.Eventually(t, 5*time.Second, 50*time.Millisecond, "stream KEEP kept its message", func() error {
+		st, err := js.Stream(ctx, "KEEP")
+		if err != nil {
+			return err
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 1 {
+			return fmt.Errorf("stream has %d messages, want 1", info.State.Msgs)
+		}
+		return nil
+	})
+	roundTrip(t, nc, "after restart")
+
+	s.Stop(t)
+	if s.Running() {
+		t.Fatal("Running() = true after Stop")
+	}
+	if out := s.Output(); !strings.Contains(out, "Server is ready") {
+		t.Fatalf("output does not say the server was ready:\n%s", out)
+	}
+}
+
+// TestStartFailureShowsOutput checks that a server that cannot start fails the test
+// with its output, and leaves no process behind.
+func TestStartFailureShowsOutput(t *testing.T) {
+	dir := t.TempDir()
+	port := natsproc.FreePort(t)
+	ft := &fakeTB{TB: t}
+	runAsTest(ft, func() {
+		natsproc.Start(ft, dir, "bad", "listen: 127.0.0.1:"+fmt.Sprint(port)+"\nno_such_setting {{{\n", port, 0)
+	})
+	if !ft.failed || !strings.Contains(ft.msg, "did not become ready") || !strings.Contains(ft.msg, "last output of bad") {
+		t.Fatalf("failure message = %q", ft.msg)
+	}
+}
+
+// TestEventuallyTimeout checks that Eventually fails with what and the last error.
+func TestEventuallyTimeout(t *testing.T) {
+	ft := &fakeTB{TB: t}
+	n := 0
+	runAsTest(ft, func() {
+		natsproc.Eventually(ft, 100*time.Millisecond, 10*time.Millisecond, "the thing", func() error {
+			n++
+			return fmt.Errorf("not yet (%d)", n)
+		})
+	})
+	if !ft.failed || !strings.Contains(ft.msg, "the thing") || !strings.Contains(ft.msg, fmt.Sprintf("not yet (%d)", n)) {
+		t.Fatalf("failure message = %q after %d calls", ft.msg, n)
+	}
+	natsproc.Eventually(t, time.Second, 10*time.Millisecond, "immediately true", func() error { return nil })
+}
+
+// roundTrip publishes on a fresh subject and waits for the message on a subscription of
+// the same connection.
+func roundTrip(t *testing.T, nc *nats.Conn, when string) {
+	t.Helper()
+	subj := "rt." + strings.ReplaceAll(when, " ", "_")
+	sub, err := nc.SubscribeSync(subj)
+	if err != nil {
+		t.Fatalf("%s: subscribe: %v", when, err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Publish(subj, []byte(when)); err != nil {
+		t.Fatalf("%s: publish: %v", when, err)
+	}
+	msg, err := sub.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("%s: round trip: %v", when, err)
+	}
+	if string(msg.Data) != when {
+		t.Fatalf("%s: got %q", when, msg.Data)
+	}
+}
+
+// wait receives from ch or fails the test after timeout.
+func wait(t *testing.T, ch <-chan struct{}, timeout time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(timeout):
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// dialGetsNothing dials addr and returns "" if the connection is accepted and then
+// closed without a byte (no NATS INFO), or what happened instead.
+func dialGetsNothing(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return fmt.Sprintf("dial: %v (the proxy should accept and close)", err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	var ne net.Error
+	switch {
+	case n > 0:
+		return fmt.Sprintf("got %q", buf[:n])
+	case errors.As(err, &ne) && ne.Timeout():
+		return "connection left open, not closed"
+	}
+	return ""
+}
+
+// fakeTB records a failure instead of failing the test.
+type fakeTB struct {
+	testing.TB
+	failed bool
+	msg    string
+}
+
+func (f *fakeTB) Helper() {}
+
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.failed = true
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func (f *fakeTB) Errorf(format string, args ...any) {
+	f.failed = true
+	f.msg = fmt.Sprintf(format, args...)
+}
+
+func (f *fakeTB) Failed() bool { return f.failed }
+
+// runAsTest runs fn in its own goroutine, as a test body, so fakeTB.Fatalf can end it.
+func runAsTest(_ *fakeTB, fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
+}
