@@ -106,6 +106,9 @@ func (l *hubLink) probe(ctx context.Context) {
 		return // shutting down
 	}
 	up := err == nil
+	if err != nil {
+		l.s.log.Debug("hub link probe", "edge", edge, "error", err)
+	}
 	if up {
 		for _, src := range ev.CachedInfo().Sources {
 			if src != nil && src.Name == natsconf.EdgeStream(edge) {

@@ -160,6 +160,10 @@ func (s ServerSpec) Conf() (string, error) {
 	if l := s.LeafListen; l != nil {
 		w.open("leafnodes")
 		w.kv("listen", q(hostPort(l.Host, l.Port)))
+		// Edges dial exactly the URLs their config lists (every hub node's, or a load
+		// balancer's), never addresses the hub gossips, which an edge behind NAT or a
+		// proxy may not reach.
+		w.kv("no_advertise", "true")
 		w.line("authorization { users: [ { user: %s, password: %s, account: %s } ] }", q(LeafUser), q(l.Password), q(Account))
 		w.close()
 	}

@@ -152,35 +152,41 @@ func runSetupNATSConfig(env *environment, args []string) error {
 	if abs, err := filepath.Abs(o.storeDir); err == nil {
 		o.storeDir = abs
 	}
-	if err := os.MkdirAll(o.out, 0o700); err != nil {
-		return fmt.Errorf("setup nats-config: %w", err)
-	}
+	// Everything is checked before anything is written.
 	var (
-		specs []natsconf.ServerSpec
-		names []string
-		err   error
+		names  []string
+		render func(natsconf.Credentials) ([]natsconf.ServerSpec, error)
 	)
 	switch o.role {
 	case "hub":
-		names = natsconf.HubCredentialNames()
+		layout, err := o.hubLayout()
+		if err != nil {
+			return usageError{err}
+		}
+		names, render = natsconf.HubCredentialNames(), layout.Servers
 	case "edge":
+		layout, err := o.edgeLayout()
+		if err != nil {
+			return usageError{err}
+		}
 		names = natsconf.EdgeCredentialNames()
+		render = func(c natsconf.Credentials) ([]natsconf.ServerSpec, error) {
+			spec, err := layout.Server(c)
+			return []natsconf.ServerSpec{spec}, err
+		}
 	default:
 		return usageError{fmt.Errorf("setup nats-config: --role must be hub or edge, got %q", o.role)}
+	}
+	if err := os.MkdirAll(o.out, 0o700); err != nil {
+		return fmt.Errorf("setup nats-config: %w", err)
 	}
 	creds, generated, err := natsCredentials(env.getenv, o.out, names, o.role == "edge")
 	if err != nil {
 		return err
 	}
-	if o.role == "hub" {
-		specs, err = o.hubSpecs(creds)
-	} else {
-		var spec natsconf.ServerSpec
-		spec, err = o.edgeSpec(creds)
-		specs = []natsconf.ServerSpec{spec}
-	}
+	specs, err := render(creds)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	for _, spec := range specs {
 		if err := hashPasswords(&spec); err != nil {
@@ -206,8 +212,8 @@ func runSetupNATSConfig(env *environment, args []string) error {
 	return nil
 }
 
-// hubSpecs lays out the hub's nodes.
-func (o natsConfigOptions) hubSpecs(creds natsconf.Credentials) ([]natsconf.ServerSpec, error) {
+// hubLayout places the hub's nodes.
+func (o natsConfigOptions) hubLayout() (natsconf.HubLayout, error) {
 	var hosts []string
 	if o.peers != "" {
 		for _, h := range strings.Split(o.peers, ",") {
@@ -215,7 +221,7 @@ func (o natsConfigOptions) hubSpecs(creds natsconf.Credentials) ([]natsconf.Serv
 		}
 	} else {
 		if o.nodes < 1 {
-			return nil, fmt.Errorf("setup nats-config: --nodes must be at least 1, got %d", o.nodes)
+			return natsconf.HubLayout{}, fmt.Errorf("setup nats-config: --nodes must be at least 1, got %d", o.nodes)
 		}
 		for range o.nodes {
 			hosts = append(hosts, o.host)
@@ -230,31 +236,31 @@ func (o natsConfigOptions) hubSpecs(creds natsconf.Credentials) ([]natsconf.Serv
 		})
 	}
 	if err := layout.Validate(); err != nil {
-		return nil, fmt.Errorf("setup nats-config: %w (--peers, --port-stride)", err)
+		return natsconf.HubLayout{}, fmt.Errorf("setup nats-config: %w (--peers, --port-stride)", err)
 	}
-	return layout.Servers(creds)
+	return layout, nil
 }
 
-// edgeSpec lays out the edge's node.
-func (o natsConfigOptions) edgeSpec(creds natsconf.Credentials) (natsconf.ServerSpec, error) {
+// edgeLayout places the edge's node.
+func (o natsConfigOptions) edgeLayout() (natsconf.EdgeLayout, error) {
 	if err := natsconf.ValidateEdgeName(o.name); err != nil {
-		return natsconf.ServerSpec{}, fmt.Errorf("setup nats-config: --name: %w", err)
+		return natsconf.EdgeLayout{}, fmt.Errorf("setup nats-config: --name: %w", err)
 	}
 	if o.hub == "" {
-		return natsconf.ServerSpec{}, errors.New("setup nats-config: --role edge needs --hub nats-leaf://HOST:PORT")
+		return natsconf.EdgeLayout{}, errors.New("setup nats-config: --role edge needs --hub nats-leaf://HOST:PORT")
 	}
 	var urls []string
 	for _, u := range strings.Split(o.hub, ",") {
 		u = strings.TrimSpace(u)
 		if !strings.HasPrefix(u, "nats-leaf://") {
-			return natsconf.ServerSpec{}, fmt.Errorf("setup nats-config: --hub %q: want nats-leaf://HOST:PORT", natsconf.RedactURL(u))
+			return natsconf.EdgeLayout{}, fmt.Errorf("setup nats-config: --hub %q: want nats-leaf://HOST:PORT", natsconf.RedactURL(u))
 		}
 		urls = append(urls, u)
 	}
 	return natsconf.EdgeLayout{
 		Name: o.name, Host: o.host, ClientPort: o.clientPort, MonitorPort: o.monitor,
 		HubURLs: urls, StoreDir: o.storeDir,
-	}.Server(creds)
+	}, nil
 }
 
 // passwordEnv is the environment variable that holds NATS user name's password.
