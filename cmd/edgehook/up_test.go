@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/edgehook/edgehook/natsconf"
+)
+
+// TestUpNATSNeedsTheOperatorsPassword: under `up`, a client without credentials (or with
+// a wrong password) is refused; the operator's password is in a 0600 file in the data
+// directory, kept across runs, and the operator can read what the components wrote.
+func TestUpNATSNeedsTheOperatorsPassword(t *testing.T) {
+	sys := startUp(t, nil)
+	for name, opts := range map[string][]nats.Option{
+		"no credentials":   nil,
+		"wrong password":   {nats.UserInfo(natsconf.OperatorUser, "not-the-password")},
+		"a component name": {nats.UserInfo(string(natsconf.Gateway), "")},
+	} {
+		nc, err := nats.Connect("nats://"+sys.natsURL, opts...)
+		if err == nil {
+			nc.Close()
+			t.Errorf("%s: connected to up's NATS, want an authorization error", name)
+		} else if !errors.Is(err, nats.ErrAuthorization) && !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+			t.Errorf("%s: %v, want an authorization error", name, err)
+		}
+	}
+	path := filepath.Join(sys.dataDir, operatorPasswordFile)
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, mode %v, want 0600", path, err, fi.Mode().Perm())
+	}
+	nc, err := nats.Connect("nats://"+sys.natsURL, sys.operator(t))
+	if err != nil {
+		t.Fatalf("operator: %v", err)
+	}
+	defer nc.Close()
+	if _, err := nc.Request("$JS.API.STREAM.INFO."+natsconf.StreamEvents, nil, 5e9); err != nil {
+		t.Errorf("operator cannot read stream info: %v", err)
+	}
+	pw, err := operatorPassword(sys.dataDir)
+	if err != nil || !strings.Contains(readFile(t, path), pw) {
+		t.Errorf("a second run would not keep the operator's password: %v", err)
+	}
+}
+
+// TestUpRefusesANonLoopbackNATSAddress: the embedded server holds the operator's rights,
+// so `up` does not listen for NATS beyond this machine unless told to.
+func TestUpRefusesANonLoopbackNATSAddress(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"EDGEHOOK_DATA_DIR": t.TempDir(), "EDGEHOOK_NATS_ADDR": "0.0.0.0:0"}
+	err := run(context.Background(), []string{"edgehook", "up"}, func(k string) string { return env[k] }, &stdout, &stderr)
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "EDGEHOOK_NATS_ALLOW_REMOTE=true") || !strings.Contains(err.Error(), "0.0.0.0:0") {
+		t.Fatalf("up on 0.0.0.0: %v, want a usage error naming the address and EDGEHOOK_NATS_ALLOW_REMOTE", err)
+	}
+}
