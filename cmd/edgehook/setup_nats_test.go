@@ -168,3 +168,17 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestNATSURLPasswordsStayOutOfErrors: a password in EDGEHOOK_NATS_URL is redacted in
+// the error a failed connection reports.
+func TestNATSURLPasswordsStayOutOfErrors(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"EDGEHOOK_NATS_URL": "nats://operator:s3cret-in-url@127.0.0.1:1"}
+	err := run(context.Background(), []string{"edgehook", "setup", "nats"}, func(k string) string { return env[k] }, &stdout, &stderr)
+	if err == nil {
+		t.Fatal("setup nats connected to a closed port")
+	}
+	if all := err.Error() + stdout.String() + stderr.String(); strings.Contains(all, "s3cret-in-url") || !strings.Contains(err.Error(), "operator:xxxxx@127.0.0.1:1") {
+		t.Errorf("error %q (output %q): want the URL with its password redacted", err, stdout.String()+stderr.String())
+	}
+}
