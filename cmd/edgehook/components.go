@@ -116,7 +116,7 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 	}
 	idKV, err := js.KeyValue(ctx, natsconf.BucketIdentity)
 	if err != nil {
-		return nil, fmt.Errorf("identity bucket (run `edgehook setup nats`): %w", err)
+		return nil, fmt.Errorf("identity bucket (run `%s`): %w", setupCommand(o.edge), err)
 	}
 	view := identity.NewView(idKV, log)
 	deps := gateway.Deps{
@@ -135,7 +135,7 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 		}
 		qKV, err := js.KeyValue(ctx, natsconf.EdgeQueuedBucket(o.edge))
 		if err != nil {
-			return nil, fmt.Errorf("edge bucket %s (run `edgehook setup nats --edge %s`): %w", natsconf.EdgeQueuedBucket(o.edge), o.edge, err)
+			return nil, fmt.Errorf("edge bucket %s (run `%s`): %w", natsconf.EdgeQueuedBucket(o.edge), setupCommand(o.edge), err)
 		}
 		hub, err := jetstream.NewWithDomain(js.Conn(), natsconf.HubDomain)
 		if err != nil {
@@ -176,6 +176,15 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 	s.g.Go(func() error { return view.Run(ctx) })
 	s.g.Go(func() error { return srv.Run(ctx) })
 	return srv, nil
+}
+
+// setupCommand is the command that creates the JetStream assets of a gateway at edge
+// ("" for the hub).
+func setupCommand(edge string) string {
+	if edge != "" {
+		return "edgehook setup nats --edge " + edge
+	}
+	return "edgehook setup nats"
 }
 
 // startWorker connects a worker and runs it; it returns the worker's readiness.
