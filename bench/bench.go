@@ -34,10 +34,13 @@ const (
 	// ScenarioFairness is the other tenants' delivery throughput while one tenant's
 	// endpoint hangs, against a baseline without it.
 	ScenarioFairness = "fairness"
+	// ScenarioEdge is ingest at an edge gateway and the hub sourcing it, against the
+	// single-server ingest (see edge.go).
+	ScenarioEdge = "edge"
 )
 
 // Scenarios lists every scenario, in the order `all` runs them.
-var Scenarios = []string{ScenarioIngest, ScenarioDeliver, ScenarioE2E, ScenarioFairness}
+var Scenarios = []string{ScenarioIngest, ScenarioDeliver, ScenarioE2E, ScenarioFairness, ScenarioEdge}
 
 // Standard rates of the scenarios when no rate is given (0 = flat out).
 const (
@@ -80,7 +83,7 @@ func (c Case) String() string {
 
 // StandardSet is what `all` runs: ingest flat out (the ratio target) and at
 // 5,000 events/s (the latency target), deliver flat out, e2e at 2,000 events/s,
-// fairness at 1,000 events/s.
+// fairness at 1,000 events/s, edge flat out.
 func StandardSet() []Case {
 	return []Case{
 		{ScenarioIngest, 0},
@@ -88,6 +91,7 @@ func StandardSet() []Case {
 		{ScenarioDeliver, 0},
 		{ScenarioE2E, StandardE2ERate},
 		{ScenarioFairness, StandardFairnessRate},
+		{ScenarioEdge, 0},
 	}
 }
 
@@ -171,6 +175,8 @@ type Config struct {
 	Progress io.Writer
 	// Logger receives warnings (default: discarded).
 	Logger *slog.Logger
+	// Edge is what the edge scenario needs (it starts its own hub and edge).
+	Edge EdgeConfig
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -304,6 +310,8 @@ func (b *Bench) Run(ctx context.Context, cases []Case) ([]Result, error) {
 			r, err = b.e2e(ctx, c)
 		case ScenarioFairness:
 			r, err = b.fairness(ctx, c)
+		case ScenarioEdge:
+			r, err = b.edge(ctx, c)
 		default:
 			err = fmt.Errorf("%w: unknown scenario %q", ErrInvalidConfig, c.Scenario)
 		}

@@ -55,6 +55,9 @@ type Result struct {
 	TargetMet *bool  `json:"target_met,omitempty"`
 	// FirstError describes the first failed request or lost event, if any.
 	FirstError string `json:"first_error,omitempty"`
+	// EdgeFigures are the edge scenario's own figures (nil, and absent from the JSON,
+	// for the others).
+	*EdgeFigures
 }
 
 // setLatency fills the percentile fields from l.
@@ -158,6 +161,9 @@ func WriteTable(w io.Writer, results []Result) error {
 		}
 		if r.FirstError != "" {
 			fmt.Fprintf(&notes, "; first error: %s", r.FirstError)
+		}
+		if r.EdgeFigures != nil {
+			notes.WriteString(r.EdgeFigures.note())
 		}
 	}
 	notes.WriteString("\n")

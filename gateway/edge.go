@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgehook/edgehook/natsconf"
@@ -140,4 +142,27 @@ func (l *hubLink) setState(up bool, lag uint64) {
 		l.s.log.Warn("hub link lost: still accepting events, stored at this edge until it heals", "edge", l.s.cfg.Edge, "sourcing_lag", lag)
 	}
 	l.state = st
+}
+
+// BindEdge fills in what a gateway at edge needs besides JS: its own queued bucket, the
+// hub's JetStream (domain natsconf.HubDomain) and the hub's statuses, bound lazily so
+// the gateway starts while the hub cannot be reached. JS must be connected to the
+// edge's leaf node.
+func (d *Deps) BindEdge(ctx context.Context, edge string) error {
+	if d.JS == nil {
+		return fmt.Errorf("%w: Deps.JS is required", ErrInvalidConfig)
+	}
+	qKV, err := d.JS.KeyValue(ctx, natsconf.EdgeQueuedBucket(edge))
+	if err != nil {
+		return fmt.Errorf("gateway: edge bucket %s: %w", natsconf.EdgeQueuedBucket(edge), err)
+	}
+	hub, err := jetstream.NewWithDomain(d.JS.Conn(), natsconf.HubDomain)
+	if err != nil {
+		return fmt.Errorf("gateway: jetstream in domain %s: %w", natsconf.HubDomain, err)
+	}
+	d.Queued, d.Hub = status.NewStore(qKV), hub
+	d.Status = status.NewLazyStore(func(ctx context.Context) (jetstream.KeyValue, error) {
+		return hub.KeyValue(ctx, natsconf.BucketStatus)
+	})
+	return nil
 }

@@ -77,13 +77,9 @@ func startEdge(t *testing.T) *edgeEnv {
 	})
 	view := identity.NewView(kv(edgeJS, natsconf.BucketIdentity), log)
 	reg := prometheus.NewRegistry()
-	deps := gateway.Deps{
-		JS: edgeJS, View: view, Logger: log, Registerer: reg, Gatherer: reg,
-		Queued: status.NewStore(kv(edgeJS, natsconf.EdgeQueuedBucket("a"))),
-		Hub:    hubDomain,
-		Status: status.NewLazyStore(func(ctx context.Context) (jetstream.KeyValue, error) {
-			return hubDomain.KeyValue(ctx, natsconf.BucketStatus)
-		}),
+	deps := gateway.Deps{JS: edgeJS, View: view, Logger: log, Registerer: reg, Gatherer: reg}
+	if err := deps.BindEdge(ctx, "a"); err != nil {
+		t.Fatal(err)
 	}
 	srv, err := gateway.New(gateway.Config{Addr: "127.0.0.1:0", Edge: "a", LinkProbeInterval: 100 * time.Millisecond, HubTimeout: time.Second}, deps)
 	if err != nil {

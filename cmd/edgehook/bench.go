@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,10 +52,11 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	var o benchOptions
 	s := newSettings("bench", env.getenv, env.stderr)
 	s.String(&o.scenario, "scenario", "EDGEHOOK_BENCH_SCENARIO", "all",
-		"ingest, deliver, e2e, fairness or all; a comma-separated list, each optionally @rate (e.g. ingest@5000)")
+		"ingest, deliver, e2e, fairness, edge or all; a comma-separated list, each optionally @rate (e.g. ingest@5000); "+
+			"edge is ingest at an edge gateway and the hub sourcing it, against single-server ingest, on an in-process hub and edge")
 	s.Duration(&o.duration, "duration", "EDGEHOOK_BENCH_DURATION", bench.DefaultDuration, "measured window of each scenario")
 	s.Duration(&o.ceilingDuration, "ceiling-duration", "EDGEHOOK_BENCH_CEILING_DURATION", 0, "how long each ceiling is measured (default: the duration, at most 3s)")
-	s.Int(&o.rate, "rate", "EDGEHOOK_BENCH_RATE", -1, "offered events/s; 0 = flat out; -1 = each scenario's standard rate (ingest, deliver: flat out; e2e 2000; fairness 1000)")
+	s.Int(&o.rate, "rate", "EDGEHOOK_BENCH_RATE", -1, "offered events/s; 0 = flat out; -1 = each scenario's standard rate (ingest, deliver, edge: flat out; e2e 2000; fairness 1000)")
 	s.Int(&o.connections, "connections", "EDGEHOOK_BENCH_CONNECTIONS", bench.DefaultConnections, "keep-alive HTTP connections of each load")
 	s.Int(&o.payload, "payload", "EDGEHOOK_BENCH_PAYLOAD", bench.DefaultPayloadBytes, "event body size in bytes")
 	s.Int(&o.tenants, "tenants", "EDGEHOOK_BENCH_TENANTS", bench.DefaultTenants, "well-behaved tenants in the fairness scenario")
@@ -73,9 +75,22 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	if err := s.parse(args); err != nil {
 		return err
 	}
+	if err := o.topo.resolve(); err != nil {
+		return err
+	}
 	cases, err := bench.ParseCases(o.scenario, o.rate)
 	if err != nil {
 		return usageError{err}
+	}
+	// The edge scenario starts its own hub and edge in this process: against a running
+	// system, all leaves it out and naming it is a mistake.
+	isEdge := func(c bench.Case) bool { return c.Scenario == bench.ScenarioEdge }
+	if o.apiURL != "" && slices.ContainsFunc(cases, isEdge) {
+		if strings.TrimSpace(o.scenario) != "all" {
+			return usageError{errors.New("bench: the edge scenario starts its own hub and edge in this process; it cannot run against --api-url")}
+		}
+		cases = slices.DeleteFunc(cases, isEdge)
+		fmt.Fprintln(env.stderr, "bench: all leaves out the edge scenario against --api-url (it starts its own hub and edge)")
 	}
 	log, err := newLogger(env.stderr, o.logLevel)
 	if err != nil {
@@ -105,6 +120,7 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 		DrainTimeout:    o.drainTimeout,
 		Progress:        env.stderr,
 		Logger:          benchLog,
+		Edge:            bench.EdgeConfig{StartGateway: edgeBenchGateway(log), Topology: o.topo.Topology},
 	}, launch)
 	if err != nil {
 		return usageError{err}
@@ -256,6 +272,25 @@ func (o benchOptions) localLauncher(log *slog.Logger) (bench.Launcher, error) {
 			NATSOptions: []nats.Option{nats.UserInfo(natsconf.OperatorUser, no.passwords[natsconf.OperatorUser])},
 		}, release, nil
 	}, nil
+}
+
+// edgeBenchGateway starts the edge scenario's gateway the way `edgehook gateway` with
+// EDGEHOOK_EDGE does (stack.startGateway): connected as the gateway user to the bench's
+// edge node, without the admin API, on a free loopback port.
+func edgeBenchGateway(log *slog.Logger) bench.EdgeGatewayFunc {
+	return func(ctx context.Context, g bench.EdgeGateway) (string, func() error, error) {
+		no := natsOptions{url: g.NATSURL, passwords: natsconf.Credentials{string(natsconf.Gateway): g.Password}}
+		st := newStack(ctx, no, log)
+		gw := gatewayOptions{edge: g.Edge, httpAddr: loopbackAddr(), maxBodyBytes: 256 << 10}
+		reg := prometheus.NewRegistry()
+		if _, err := st.startGateway(gw, nil, reg, reg); err != nil {
+			return "", nil, st.abort(err)
+		}
+		if !waitListening(st.ctx, gw.httpAddr) {
+			return "", nil, st.abort(errors.New("edge gateway not listening after 10s"))
+		}
+		return "http://" + gw.httpAddr, func() error { st.cancel(); return st.wait() }, nil
+	}
 }
 
 // loopbackAddr returns a free 127.0.0.1 address. Another process could take it before

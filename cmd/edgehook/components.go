@@ -133,18 +133,9 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 		if o.adminToken != "" {
 			return nil, usageError{fmt.Errorf("EDGEHOOK_ADMIN_TOKEN is set on an edge gateway (EDGEHOOK_EDGE=%s): the admin API runs at the hub; an edge holds no Vault token", o.edge)}
 		}
-		qKV, err := js.KeyValue(ctx, natsconf.EdgeQueuedBucket(o.edge))
-		if err != nil {
-			return nil, fmt.Errorf("edge bucket %s (run `%s`): %w", natsconf.EdgeQueuedBucket(o.edge), setupCommand(o.edge), err)
+		if err := deps.BindEdge(ctx, o.edge); err != nil {
+			return nil, fmt.Errorf("%w (run `%s`)", err, setupCommand(o.edge))
 		}
-		hub, err := jetstream.NewWithDomain(js.Conn(), natsconf.HubDomain)
-		if err != nil {
-			return nil, fmt.Errorf("jetstream in domain %s: %w", natsconf.HubDomain, err)
-		}
-		deps.Queued, deps.Hub = status.NewStore(qKV), hub
-		deps.Status = status.NewLazyStore(func(ctx context.Context) (jetstream.KeyValue, error) {
-			return hub.KeyValue(ctx, natsconf.BucketStatus)
-		})
 	} else {
 		stKV, err := js.KeyValue(ctx, natsconf.BucketStatus)
 		if err != nil {
