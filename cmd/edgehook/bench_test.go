@@ -11,14 +11,14 @@ func TestBenchSelfStartedPrintsOneJSONLinePerScenario(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // where the self-started systems keep their data
 	stdout, stderr, err := runArgs(t, nil, "bench",
-		"--scenario", "ingest,deliver,e2e@500,fairness@200",
+		"--scenario", "ingest,deliver,e2e@500,fairness@200,edge",
 		"--duration", "500ms", "--ceiling-duration", "300ms",
 		"--connections", "8", "--tenants", "2", "--backlog", "5000", "--json")
 	if err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	want := []string{"ingest", "deliver", "e2e", "fairness"}
+	want := []string{"ingest", "deliver", "e2e", "fairness", "edge"}
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), stdout)
 	}
