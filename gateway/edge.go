@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,6 +59,7 @@ type hubLink struct {
 	state  int    // -1 unknown, 0 down, 1 up
 	last   uint64 // the edge stream's last sequence
 	synced uint64 // the last sequence of the edge stream the hub is known to have
+	known  bool   // whether the hub has answered since this gateway started
 }
 
 func newHubLink(s *Server, reg prometheus.Registerer) (*hubLink, error) {
@@ -71,7 +73,7 @@ func newHubLink(s *Server, reg prometheus.Registerer) (*hubLink, error) {
 	}
 	if l.lag, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "edgehook_edge_sourcing_lag_messages",
-		Help: "Events stored at this edge that the hub's EVENTS has not sourced yet.",
+		Help: "Events stored at this edge that the hub's EVENTS has not sourced yet (NaN until the hub has answered once since this gateway started).",
 	})); err != nil {
 		return nil, err
 	}
@@ -112,6 +114,7 @@ func (l *hubLink) probe(ctx context.Context) {
 		l.s.log.Debug("hub link probe", "edge", edge, "error", err)
 	}
 	if up {
+		l.known = true
 		for _, src := range ev.CachedInfo().Sources {
 			if src != nil && src.Name == natsconf.EdgeStream(edge) {
 				l.synced = max(l.synced, src.Seq)
@@ -119,7 +122,11 @@ func (l *hubLink) probe(ctx context.Context) {
 		}
 	}
 	lag := l.last - min(l.last, l.synced)
-	l.lag.Set(float64(lag))
+	if l.known {
+		l.lag.Set(float64(lag))
+	} else {
+		l.lag.Set(math.NaN()) // a gateway started during a cut cannot know what the hub has
+	}
 	l.setState(up, lag)
 }
 

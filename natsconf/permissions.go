@@ -71,6 +71,17 @@ func kvWatch(bucket string) []string {
 		localAPI + ".CONSUMER.CREATE." + kvStream(bucket) + ".>",
 		localAPI + ".CONSUMER.DELETE." + kvStream(bucket) + ".>",
 		"$JS.FC." + kvStream(bucket) + ".>",
+		"$JS.FC.*.*." + kvStream(bucket) + ".>", // v2: $JS.FC.<domain>.<account hash>.<stream>...
+	}
+}
+
+// acks is what acking the messages of consumer on stream takes, in the v1 ack subject
+// format and in the v2 one (nats-server's js_ack_fc_v2:
+// $JS.ACK.<domain>.<account hash>.<stream>...).
+func acks(stream, consumer string) []string {
+	return []string{
+		"$JS.ACK." + stream + "." + consumer + ".>",
+		"$JS.ACK.*.*." + stream + "." + consumer + ".>",
 	}
 }
 
@@ -130,8 +141,8 @@ func Permissions(c Component, site Site) *server.Permissions {
 		pub = append(pub,
 			localAPI+".CONSUMER.INFO."+StreamEvents+"."+ConsumerDeliver,
 			localAPI+".CONSUMER.MSG.NEXT."+StreamEvents+"."+ConsumerDeliver,
-			"$JS.ACK."+StreamEvents+"."+ConsumerDeliver+".>",
 		)
+		pub = append(pub, acks(StreamEvents, ConsumerDeliver)...)
 		pub = append(pub, kvRead(localAPI, BucketStatus)...)
 		pub = append(pub, kvWrite(BucketStatus)...)
 		sub = append(sub, ConfigChangedPrefix+"*")
@@ -146,7 +157,6 @@ func Permissions(c Component, site Site) *server.Permissions {
 		pub = append(pub,
 			localAPI+".CONSUMER.INFO."+StreamDLQ+"."+ConsumerDLQ,
 			localAPI+".CONSUMER.MSG.NEXT."+StreamDLQ+"."+ConsumerDLQ,
-			"$JS.ACK."+StreamDLQ+"."+ConsumerDLQ+".>",
 			localAPI+".STREAM.INFO."+StreamEvents,
 			localAPI+".STREAM.MSG.GET."+StreamEvents,
 			localAPI+".STREAM.INFO."+StreamDLQ,
@@ -154,6 +164,7 @@ func Permissions(c Component, site Site) *server.Permissions {
 			DeadLetterSubjectPrefix+"*.*",
 			EventsSubjectPrefix+"*",
 		)
+		pub = append(pub, acks(StreamDLQ, ConsumerDLQ)...)
 		pub = append(pub, kvRead(localAPI, BucketStatus)...)
 		pub = append(pub, kvWrite(BucketStatus)...)
 	default:

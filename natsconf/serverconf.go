@@ -256,9 +256,28 @@ func cmp(v, def int) int {
 	return v
 }
 
-// q quotes s for the nats-server config format, whose quoted strings take JSON's
-// escapes; a quoted string is never read as a $variable.
-func q(s string) string { return strconv.Quote(s) }
+// q quotes s for the nats-server config format. Its quoted strings know only the
+// escapes \" \\ \t \n \r and \xHH (not strconv.Quote's \u, \a, ...), so quotes and
+// backslashes are escaped, the other control bytes written as \xHH and everything else,
+// UTF-8 included, as is; a quoted string is never read as a $variable.
+func q(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
 
 func qlist(ss []string) string {
 	out := make([]string, len(ss))

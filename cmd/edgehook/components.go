@@ -122,7 +122,7 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 	deps := gateway.Deps{
 		JS:         js,
 		View:       view,
-		Logger:     log.With("component", "gateway"),
+		Logger:     log, // gateway.New adds component=gateway
 		Registerer: reg,
 		Gatherer:   gather,
 	}
@@ -229,7 +229,7 @@ func (s *stack) startReceiver(cfg receiver.Config, configs *vault.Cache, reg pro
 		return fmt.Errorf("follow config changes: %w", err)
 	}
 	srv, err := receiver.New(cfg, receiver.Deps{
-		JS: js, Configs: configs, Logger: s.log.With("component", "receiver"),
+		JS: js, Configs: configs, Logger: s.log, // receiver.New adds component=receiver
 		Registerer: reg, Gatherer: gather, Ready: s.configsReady,
 	})
 	if err != nil {
