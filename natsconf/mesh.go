@@ -62,7 +62,11 @@ func (h HubLayout) Validate() error {
 		if n.Host == "" {
 			return fmt.Errorf("hub node %d: host is empty", i+1)
 		}
-		for what, p := range map[string]int{"client": n.ClientPort, "cluster": n.ClusterPort, "leaf": n.LeafPort, "monitor": n.MonitorPort} {
+		for _, port := range []struct {
+			what string
+			p    int
+		}{{"client", n.ClientPort}, {"cluster", n.ClusterPort}, {"leaf", n.LeafPort}, {"monitor", n.MonitorPort}} {
+			what, p := port.what, port.p
 			if p < 1 || p > 65535 {
 				return fmt.Errorf("hub node %d: %s port %d out of range", i+1, what, p)
 			}
