@@ -43,6 +43,19 @@ const (
 	// ConsumerDLQ is the durable pull consumer of the DLQ processor: advisories and
 	// replay requests, never the dead letters themselves.
 	ConsumerDLQ = "dlq"
+	// StreamParked holds the parked copies of events that wait long (a retry far off,
+	// or a parked endpoint) outside the delivery consumer, each scheduled by the server
+	// to come back when its next attempt is due: it then publishes the copy on
+	// due.<tenantId>, which EVENTS sources as events.<tenantId>. (A stream that
+	// sources others cannot schedule messages, so the copies cannot live in EVENTS.)
+	StreamParked = "PARKED"
+	// ParkedSubjectPrefix is followed by endpoint key, tenant and event id:
+	// parked.<endpoint>.<tenantId>.<eventId> holds one event's parked copy (see
+	// ParkedSubject); the worker brings it back sooner when the endpoint recovers.
+	ParkedSubjectPrefix = "parked."
+	// DueSubjectPrefix is followed by the tenant id: due.<tenantId> on PARKED is where a
+	// copy's schedule publishes it, on its way to EVENTS.
+	DueSubjectPrefix = "due."
 )
 
 // The advisories the server publishes for the delivery consumer, captured by StreamDLQ.
@@ -66,7 +79,34 @@ const (
 	// HeaderPriorAttempts is the number of attempts the event's attempt log held when it
 	// was replayed; the replay's attempts are logged after them.
 	HeaderPriorAttempts = "Edgehook-Prior-Attempts"
+	// HeaderAttempts is how many attempts of the event's budget (MaxDeliver) were spent
+	// before this message: absent (0) on an original or a replay, set on an event
+	// brought back from parking, so its attempts count on from there.
+	HeaderAttempts = "Edgehook-Attempts"
+	// HeaderParkedFrom is the EVENTS sequence of the message a parked copy was made
+	// from; a copy whose event has moved on since (its status names a later message)
+	// is stale and dropped.
+	HeaderParkedFrom = "Edgehook-Parked-From"
+	// HeaderParkedAttempts is the attempts a parked event had made when it was parked;
+	// it counts on from there when the worker brings it back early. (The parked copy's
+	// HeaderAttempts is MaxDeliver-1: when the schedule fires, the budget has run out
+	// and one last attempt is left.)
+	HeaderParkedAttempts = "Edgehook-Parked-Attempts"
+	// HeaderDue is when a parked copy is scheduled to come back (unix nanoseconds).
+	HeaderDue = "Edgehook-Due"
+	// HeaderProbe marks an event brought back early to probe its parked endpoint
+	// (the endpoint key): it is attempted although the endpoint is parked.
+	HeaderProbe = "Edgehook-Probe"
+	// HeaderScheduler is set by the server on a message its scheduler published: a
+	// parked copy whose budget ran out.
+	HeaderScheduler = "Nats-Scheduler"
 )
+
+// ReasonAttemptsExhausted is the reason a worker terminates an event with once its
+// attempt budget is spent over more than one message (after parking), where the
+// consumer's own MaxDeliver cannot see it; the DLQ processor records such an event as
+// it records MAX_DELIVERIES.
+const ReasonAttemptsExhausted = "attempts exhausted"
 
 // EventSubject is the subject an event of tenantID is published on.
 func EventSubject(tenantID string) string { return EventsSubjectPrefix + tenantID }
@@ -81,6 +121,19 @@ func DeadLetterSubject(tenantID, eventID string) string {
 
 // ReplaySubject is the subject a replay request of tenantID is published on.
 func ReplaySubject(tenantID string) string { return ReplaySubjectPrefix + tenantID }
+
+// DueSubject is where the schedule of a parked copy of tenantID's event publishes it.
+func DueSubject(tenantID string) string { return DueSubjectPrefix + tenantID }
+
+// ParkedSubject is the subject of the parked copy of tenantID's event eventID whose
+// endpoint has the key endpoint. One copy per event and endpoint: parking the event
+// again replaces its schedule.
+func ParkedSubject(endpoint, tenantID, eventID string) string {
+	return ParkedSubjectPrefix + endpoint + "." + tenantID + "." + eventID
+}
+
+// ParkedFilter is the subject filter of every parked copy of endpoint's events.
+func ParkedFilter(endpoint string) string { return ParkedSubjectPrefix + endpoint + ".>" }
 
 // Topology holds the tunable parts of the JetStream layout. The zero value is not
 // valid; start from DefaultTopology.
@@ -103,10 +156,12 @@ type Topology struct {
 	// len-1)]. The consumer's BackOff follows it (see BackOff), so an attempt whose
 	// worker died is retried on the same schedule as one that failed.
 	RetrySchedule []time.Duration
-	// MaxAckPending bounds the number of events in flight across all workers. Events
-	// waiting for a scheduled retry count too (a delayed nak keeps a message pending),
-	// so it must exceed the backlog a failing endpoint can build within the retry
-	// schedule; when it is reached, no worker gets new events until retries come due.
+	// MaxAckPending bounds the events the delivery consumer has handed out and not
+	// settled, across all workers: attempts in flight, events waiting for their
+	// tenant's cap, and short-term retries (a delayed nak keeps a message pending
+	// until its retry). Events of a parked endpoint are not among them: they wait
+	// outside the consumer, as parked copies (see ParkedSubject). When the bound is
+	// reached, no worker gets new events until some settle.
 	MaxAckPending int
 	// DeadLetterRetention is how long DLQ keeps dead letters (and the advisories and
 	// replay requests it captured); at least Retention, so a dead letter outlives its
@@ -123,6 +178,13 @@ func DefaultRetrySchedule() []time.Duration {
 	}
 }
 
+// DefaultMaxAckPending is the default bound of unsettled events. The workers of a
+// deployment hold at most their concurrency in flight plus their tenants' waiting
+// queues (10,000 each by default); retries that are not parked wait here until their
+// endpoint is parked (after BreakerThreshold failures) or recovers. 20,000 leaves room
+// for both at a few workers; see the README's sizing note.
+const DefaultMaxAckPending = 20000
+
 // AckWaitMargin is added to the HTTP timeout to get the consumer's AckWait.
 const AckWaitMargin = 10 * time.Second
 
@@ -136,7 +198,7 @@ func DefaultTopology() Topology {
 		HTTPTimeout:             10 * time.Second,
 		MaxDeliver:              8,
 		RetrySchedule:           DefaultRetrySchedule(),
-		MaxAckPending:           100000,
+		MaxAckPending:           DefaultMaxAckPending,
 		DeadLetterRetention:     30 * 24 * time.Hour,
 	}
 }
@@ -191,7 +253,26 @@ func (t Topology) Validate() error {
 			return fmt.Errorf("retry schedule entry %d is negative: %s", i+1, d)
 		}
 	}
+	if b := t.Budget(); b >= t.Retention {
+		return fmt.Errorf("retention %s must exceed the %s an event's attempts can take (retry schedule over max deliver), or parked events would expire before their last attempt", t.Retention, b)
+	}
 	return nil
+}
+
+// Budget is the longest an event's attempts can take: the retry delays after attempts
+// 1 .. MaxDeliver-1 added up (jitter aside).
+func (t Topology) Budget() time.Duration {
+	return RemainingBudget(t.RetrySchedule, t.MaxDeliver, 1)
+}
+
+// RemainingBudget is how long after failed attempt n the last of maxDeliver attempts
+// is due: the schedule's delays after attempts n .. maxDeliver-1 added up.
+func RemainingBudget(schedule []time.Duration, maxDeliver, n int) time.Duration {
+	var d time.Duration
+	for i := max(n, 1); i < maxDeliver && len(schedule) > 0; i++ {
+		d += schedule[min(i-1, len(schedule)-1)]
+	}
+	return d
 }
 
 // EventsStream is the configuration of the EVENTS stream.
@@ -200,6 +281,7 @@ func (t Topology) EventsStream() jetstream.StreamConfig {
 		Name:        StreamEvents,
 		Description: "accepted webhook events awaiting delivery",
 		Subjects:    []string{EventsSubjectPrefix + "*"},
+		Sources:     []*jetstream.StreamSource{ParkedSource()},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
@@ -247,6 +329,34 @@ func (t Topology) StatusBucket() jetstream.KeyValueConfig {
 	}
 }
 
+// ParkedSource is the source of EVENTS that takes in parked copies as they come due:
+// due.<tenantId> on PARKED becomes events.<tenantId>, headers kept.
+func ParkedSource() *jetstream.StreamSource {
+	return &jetstream.StreamSource{
+		Name: StreamParked,
+		SubjectTransforms: []jetstream.SubjectTransformConfig{{
+			Source: DueSubjectPrefix + "*", Destination: EventsSubjectPrefix + "{{wildcard(1)}}",
+		}},
+	}
+}
+
+// ParkedStream is the configuration of the PARKED stream: one copy per subject, each
+// scheduled; workers read copies back by subject (direct get).
+func (t Topology) ParkedStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              StreamParked,
+		Description:       "parked copies of events waiting long for their next attempt, and the copies that came due on their way to EVENTS",
+		Subjects:          []string{ParkedSubjectPrefix + "*.*.*", DueSubjectPrefix + "*"},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          t.Replicas,
+		MaxAge:            t.Retention,
+		Discard:           jetstream.DiscardOld,
+		AllowMsgSchedules: true,
+		AllowDirect:       true,
+	}
+}
+
 // DeliverConsumer is the configuration of the workers' durable pull consumer. Its
 // BackOff follows the retry schedule (see BackOff) and its AckWait is the first entry,
 // as the server would set it.
@@ -259,6 +369,7 @@ func (t Topology) DeliverConsumer() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       ConsumerDeliver,
 		Description:   "webhook delivery workers",
+		FilterSubject: EventsSubjectPrefix + "*",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
@@ -315,11 +426,15 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("natsconf: %w", err)
 	}
-	for _, sc := range []jetstream.StreamConfig{t.EventsStream(), t.ReceivedStream(), t.DLQStream()} {
+	for _, sc := range []jetstream.StreamConfig{t.ParkedStream(), t.EventsStream(), t.ReceivedStream(), t.DLQStream()} {
 		// EVENTS keeps the edges `setup nats --edge` added.
-		if existing, err := js.Stream(ctx, sc.Name); err == nil {
-			sc.Sources = existing.CachedInfo().Config.Sources
-		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		if existing, err := js.Stream(ctx, sc.Name); err == nil && sc.Name == StreamEvents {
+			for _, src := range existing.CachedInfo().Config.Sources {
+				if src != nil && src.Name != StreamParked {
+					sc.Sources = append(sc.Sources, src)
+				}
+			}
+		} else if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("natsconf: stream %s: %w", sc.Name, err)
 		}
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {

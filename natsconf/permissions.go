@@ -137,10 +137,16 @@ func Permissions(c Component, site Site) *server.Permissions {
 		pub = append(pub, kvWrite(BucketIdentity)...)
 		pub = append(pub, ConfigChangedPrefix+"*")
 	case c == Worker:
-		// Consume the delivery consumer and ack; write statuses. Publishes nothing else.
+		// Consume the delivery consumer and ack; write statuses; park events that wait
+		// long (parked.* on PARKED), read the parked copies back by subject and
+		// re-inject them (events.*).
 		pub = append(pub,
 			localAPI+".CONSUMER.INFO."+StreamEvents+"."+ConsumerDeliver,
 			localAPI+".CONSUMER.MSG.NEXT."+StreamEvents+"."+ConsumerDeliver,
+			localAPI+".STREAM.INFO."+StreamParked,
+			localAPI+".DIRECT.GET."+StreamParked,
+			ParkedSubjectPrefix+"*.*.*",
+			EventsSubjectPrefix+"*",
 		)
 		pub = append(pub, acks(StreamEvents, ConsumerDeliver)...)
 		pub = append(pub, kvRead(localAPI, BucketStatus)...)

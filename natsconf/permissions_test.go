@@ -678,6 +678,8 @@ var (
 	readDeadLetters    = deniedRequest("read dead letters", api+".STREAM.MSG.GET."+natsconf.StreamDLQ, `{"last_by_subj":"`+natsconf.DeadLetterSubject(tenant, "evt_0")+`"}`)
 	writeDeadLetter    = deniedJSPublish("write a dead letter", natsconf.DeadLetterSubject(tenant, "evt_1"))
 	publishEvent       = deniedJSPublish("publish an event", natsconf.EventSubject(tenant))
+	parkEvent          = deniedJSPublish("park an event", natsconf.ParkedSubject(parkedEndpoint, tenant, "evt_1"))
+	readParked         = deniedRequest("read parked copies", api+".DIRECT.GET."+natsconf.StreamParked, getFirst)
 	publishReceived    = deniedJSPublish("publish a received webhook", natsconf.ReceivedSubject(tenant))
 	requestReplay      = deniedJSPublish("request a replay", natsconf.ReplaySubject(tenant))
 	announceChange     = deniedPublish("announce a config change", natsconf.ConfigChangedPrefix+tenant)
@@ -688,6 +690,26 @@ var (
 	allowFollowChanges = receivesOn("follow config changes",
 		constant(natsconf.ConfigChangedPrefix+"*"), constant(natsconf.ConfigChangedPrefix+tenant))
 )
+
+// parkedEndpoint is the endpoint key of the parked copies the tables write and read.
+const parkedEndpoint = "0123456789abcdef"
+
+// readParkedCopy reads a parked copy back by subject, as a worker brings parked events
+// back (the "park an event" step before it wrote one).
+var readParkedCopy = step{what: "read a parked copy back", run: func(ctx context.Context, cl *client) error {
+	s, err := cl.js.Stream(ctx, natsconf.StreamParked)
+	if err != nil {
+		return err
+	}
+	m, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(natsconf.ParkedFilter(parkedEndpoint)))
+	if err != nil {
+		return err
+	}
+	if string(m.Data) != recordValue {
+		return fmt.Errorf("parked copy holds %q, want %q", m.Data, recordValue)
+	}
+	return nil
+}}
 
 // hubSteps is component c's table at the hub (and on the single server of `up`).
 func hubSteps(c natsconf.Component) []step {
@@ -706,6 +728,8 @@ func hubSteps(c natsconf.Component) []step {
 			writeIdentity,
 			readEvents,
 			directGetEvents,
+			parkEvent,
+			readParked,
 			deniedRequest("look up "+natsconf.StreamEvents, api+".STREAM.INFO."+natsconf.StreamEvents, ""),
 			consumeDeliver,
 			lookUpDeliver,
@@ -740,7 +764,9 @@ func hubSteps(c natsconf.Component) []step {
 			logAttempt,
 			kvGet("read status", local, natsconf.BucketStatus, statusKey),
 			allowFollowChanges,
-			publishEvent,
+			publishAcked("park an event", natsconf.ParkedSubject(parkedEndpoint, tenant, "evt_1"), natsconf.StreamParked, local),
+			readParkedCopy,
+			publishAcked("bring a parked event back", natsconf.EventSubject(tenant), natsconf.StreamEvents, local),
 			readIdentity,
 			readIdentityByGet,
 			openIdentity,
@@ -764,6 +790,8 @@ func hubSteps(c natsconf.Component) []step {
 			publishEvent,
 			readEvents,
 			directGetEvents,
+			parkEvent,
+			readParked,
 			consumeDeliver,
 			writeStatus,
 			readStatus,
@@ -781,6 +809,8 @@ func hubSteps(c natsconf.Component) []step {
 			logAttempt,
 			kvGet("read status", local, natsconf.BucketStatus, statusKey),
 			publishAcked("publish a replayed event", natsconf.EventSubject(tenant), natsconf.StreamEvents, local),
+			parkEvent,
+			readParked,
 			consumeDeliver,
 			createEventsCons,
 			deniedRequest("create a consumer on "+natsconf.StreamDLQ, api+".CONSUMER.CREATE."+natsconf.StreamDLQ, consumerCreate(natsconf.StreamDLQ)),

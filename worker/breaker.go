@@ -8,8 +8,8 @@ import (
 // Breaker states, the values of the state label of edgehook_breaker_transitions_total.
 const (
 	breakerClosed   = "closed"    // attempts flow
-	breakerOpen     = "open"      // the endpoint is parked: no attempts until the cooldown ends
-	breakerHalfOpen = "half_open" // one probe attempt decides between closed and open
+	breakerOpen     = "open"      // the endpoint is parked: its events wait as parked copies
+	breakerHalfOpen = "half_open" // a probe was sent: one parked event brought back to try it
 )
 
 // signal is what an attempt says about the endpoint's health.
@@ -32,19 +32,20 @@ func signalOf(r result) signal {
 	return signalAlive
 }
 
-// breaker is one endpoint's circuit breaker. After threshold consecutive failures it
-// opens for a cooldown, during which its tenant's events are parked: they wait for
-// their next scheduled attempt without an HTTP request. When the cooldown ends one
-// probe attempt is let through: success closes the breaker, failure reopens it with
-// the cooldown doubled up to maxCooldown. It is not safe for concurrent use; the
-// tenants table locks it.
+// breaker is one endpoint's circuit breaker in this worker. After threshold
+// consecutive failures it opens: the endpoint's events are parked (they leave the
+// delivery consumer as parked copies) instead of being sent. When the cooldown ends
+// the worker brings one parked event back as a probe: an answer closes the breaker
+// (and every parked event comes back), a failure keeps it open with the cooldown
+// doubled up to maxCooldown, as does a probe that never reports back. It is not safe
+// for concurrent use; the endpoints table locks it.
 type breaker struct {
-	state     string
-	failures  int // consecutive failures
-	openUntil time.Time
-	cooldown  time.Duration // of the current or last open period
-	probing   bool          // a half-open probe is in flight
-	last      result        // the latest failure, for parked records
+	open      bool
+	failures  int       // consecutive failures
+	openUntil time.Time // when the next probe is due
+	cooldown  time.Duration
+	probeAt   time.Time // when the outstanding probe was sent; zero when none is
+	last      result    // the latest failure, for parked records
 }
 
 // breakerConfig are the thresholds of every breaker.
@@ -52,61 +53,61 @@ type breakerConfig struct {
 	threshold   int
 	cooldown    time.Duration
 	maxCooldown time.Duration
-}
-
-// admit decides what an attempt may do now: run (probe true when it is the half-open
-// probe) or be parked (parkedFor is how long the breaker stays open, 0 when a probe is
-// already in flight).
-func (b *breaker) admit(now time.Time) (run, probe bool, parkedFor time.Duration) {
-	switch b.state {
-	case breakerOpen:
-		if now.Before(b.openUntil) {
-			return false, false, b.openUntil.Sub(now)
-		}
-		b.state = breakerHalfOpen
-		fallthrough
-	case breakerHalfOpen:
-		if b.probing {
-			return false, false, 0
-		}
-		b.probing = true
-		return true, true, 0
-	}
-	return true, false, 0
+	// probeTimeout is how long a probe may take to report back before it counts as
+	// failed (it may have been delivered by another worker, or lost).
+	probeTimeout time.Duration
 }
 
 // report feeds an attempt's outcome to the breaker and returns the state it moved to,
-// or "" if it did not move. probe says whether the attempt was the half-open probe.
+// or "" if it did not move. probe says whether the attempt was a probe.
 func (b *breaker) report(cfg breakerConfig, r result, probe bool, now time.Time) string {
-	if probe {
-		b.probing = false
-	}
 	switch signalOf(r) {
 	case signalAlive:
 		b.failures = 0
-		if b.state != breakerClosed {
-			b.state, b.cooldown = breakerClosed, 0
+		if b.open {
+			b.open, b.cooldown, b.probeAt = false, 0, time.Time{}
 			return breakerClosed
 		}
 	case signalFailure:
 		b.failures++
 		b.last = r
 		switch {
-		case b.state == breakerHalfOpen && probe:
-			b.cooldown = min(2*b.cooldown, cfg.maxCooldown)
-			b.state, b.openUntil = breakerOpen, now.Add(b.cooldown)
+		case b.open && probe:
+			b.backOff(cfg, now)
 			return breakerOpen
-		case b.state == breakerClosed && b.failures >= cfg.threshold:
-			b.cooldown = cfg.cooldown
-			b.state, b.openUntil = breakerOpen, now.Add(b.cooldown)
+		case !b.open && b.failures >= cfg.threshold:
+			b.open, b.cooldown = true, cfg.cooldown
+			b.openUntil = now.Add(b.cooldown)
 			return breakerOpen
 		}
 	}
 	return ""
 }
 
+// backOff doubles the cooldown (capped) after a failed or lost probe.
+func (b *breaker) backOff(cfg breakerConfig, now time.Time) {
+	b.cooldown = min(2*b.cooldown, cfg.maxCooldown)
+	b.openUntil, b.probeAt = now.Add(b.cooldown), time.Time{}
+}
+
+// probeDue reports whether a probe should be sent now, and if so records it as sent.
+// A probe outstanding for longer than the probe timeout counts as failed.
+func (b *breaker) probeDue(cfg breakerConfig, now time.Time) bool {
+	if !b.open || now.Before(b.openUntil) {
+		return false
+	}
+	if !b.probeAt.IsZero() {
+		if now.Sub(b.probeAt) >= cfg.probeTimeout {
+			b.backOff(cfg, now)
+		}
+		return false
+	}
+	b.probeAt = now
+	return true
+}
+
 // idle reports whether the breaker holds no state worth keeping.
-func (b *breaker) idle() bool { return b.state == breakerClosed && b.failures == 0 }
+func (b *breaker) idle() bool { return !b.open && b.failures == 0 }
 
 // parkedError is the lastError of a parked event: why its endpoint is parked, with the
 // failure that parked it.

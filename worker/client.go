@@ -108,7 +108,6 @@ type result struct {
 	bodyPrefix    []byte        // up to bodyPrefixBytes of the response body, for the attempt log
 	sent          bool          // an HTTP request was attempted
 	parked        bool          // no request: the endpoint's breaker is open
-	parkedFor     time.Duration // how much longer the endpoint stays parked
 	at            time.Time     // when the attempt started
 }
 

@@ -40,6 +40,8 @@ const (
 	// tenant's concurrency cap.
 	DefaultMaxWaiting      = 10000
 	DefaultMaxWaitingBytes = 64 << 20
+	// DefaultMaxNakDelay is the longest retry kept in the delivery consumer.
+	DefaultMaxNakDelay = time.Minute
 )
 
 // DefaultRetrySchedule returns the Standard Webhooks schedule: the delays after failed
@@ -98,6 +100,11 @@ type Config struct {
 	// (default 30s); a failed probe doubles it up to BreakerMaxCooldown (default 10m).
 	BreakerCooldown    time.Duration
 	BreakerMaxCooldown time.Duration
+	// MaxNakDelay is the longest retry delay an event waits for in the delivery
+	// consumer (a delayed nak, default 1m); a later retry waits as a parked copy
+	// instead, so the consumer's MaxAckPending bounds only what is in flight and short
+	// retries.
+	MaxNakDelay time.Duration
 }
 
 // Deps are the worker's collaborators.
@@ -136,6 +143,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.MaxNakDelay == 0 {
+		c.MaxNakDelay = DefaultMaxNakDelay
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent

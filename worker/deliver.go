@@ -39,11 +39,20 @@ var errNotEvent = errors.New("worker: message is not an event")
 type event struct {
 	id, tenant, typ string
 	createdAt       time.Time
-	attempt         int    // 1 for the first delivery, counted by the server
+	attempt         int    // of the event's budget: 1 for its first delivery
+	delivered       int    // deliveries of this message, counted by the server
 	seq             uint64 // stream sequence on EVENTS
 	replay          int    // 0 for the original, k for the k-th replay
 	prior           int    // attempts logged before this replay
 	payload         []byte
+	// From parking (park.go): the attempts spent before this message, the EVENTS
+	// sequence of the message its parked copy was made from (0 if none), the endpoint
+	// it probes (""), whether the server's scheduler published it, and when it was due.
+	used       int
+	parkedFrom uint64
+	probe      string
+	fired      bool
+	due        time.Time
 }
 
 // logIndex is the index of this delivery in the event's attempt log.
@@ -69,7 +78,16 @@ func parseEvent(msg jetstream.Msg) (event, error) {
 	if err != nil {
 		return ev, fmt.Errorf("%w: %w", errNotEvent, err)
 	}
-	ev.attempt = int(meta.NumDelivered)
+	ev.used, _ = strconv.Atoi(h.Get(natsconf.HeaderAttempts))
+	ev.used = max(ev.used, 0)
+	ev.parkedFrom, _ = strconv.ParseUint(h.Get(natsconf.HeaderParkedFrom), 10, 64)
+	ev.probe = h.Get(natsconf.HeaderProbe)
+	ev.fired = h.Get(natsconf.HeaderScheduler) != ""
+	if ns, err := strconv.ParseInt(h.Get(natsconf.HeaderDue), 10, 64); err == nil {
+		ev.due = time.Unix(0, ns)
+	}
+	ev.delivered = int(meta.NumDelivered)
+	ev.attempt = ev.used + ev.delivered
 	ev.seq = meta.Sequence.Stream
 	if ns, err := strconv.ParseInt(h.Get(natsconf.HeaderIngestTime), 10, 64); err == nil {
 		ev.createdAt = time.Unix(0, ns).UTC()
@@ -82,8 +100,9 @@ func parseEvent(msg jetstream.Msg) (event, error) {
 	return ev, nil
 }
 
-// dispatch takes one message: a non-event is terminated; an event runs now if its
-// tenant has a free slot, is parked if its endpoint's breaker is open, or waits in its
+// dispatch takes one message: a non-event is terminated, a stale parked copy dropped;
+// an event runs now if its tenant has a free slot, is parked if its endpoint's breaker
+// is open (unless it probes the endpoint or is its last attempt), or waits in its
 // tenant's queue (kept alive with InProgress) for a slot. Only when the queue of all
 // tenants is full does dispatch wait, polling, for room.
 func (w *Worker) dispatch(ctx, workCtx context.Context, b *attemptBuffers, msg jetstream.Msg) {
@@ -95,15 +114,27 @@ func (w *Worker) dispatch(ctx, workCtx context.Context, b *attemptBuffers, msg j
 		}
 		return
 	}
+	if ev.fired && !ev.due.IsZero() {
+		w.metrics.lateness.Observe(max(time.Since(ev.due), 0).Seconds())
+	} else if due, ok := w.lateness.take(ev.id, ev.attempt); ok {
+		w.metrics.lateness.Observe(max(time.Since(due), 0).Seconds())
+	}
+	if w.stale(ctx, &ev) {
+		w.metrics.staleCopies.Inc()
+		if err := msg.Ack(); err != nil {
+			w.log.Warn("ack of a stale parked copy failed", "tenant", ev.tenant, "event", ev.id, "error", err)
+		}
+		return
+	}
 	j := &job{msg: msg, ev: ev, f: w.track(msg)}
+	w.readConfig(ctx, j)
+	if w.parkNow(workCtx, j) {
+		return
+	}
 	for {
-		a, parkedFor, parkedErr := w.tenants.admit(j, time.Now())
-		switch a {
+		switch w.tenants.admit(j) {
 		case admitRun:
 			w.run(ctx, workCtx, b, j)
-			return
-		case admitPark:
-			w.park(workCtx, j, parkedFor, parkedErr)
 			return
 		case admitHold:
 			j.f.keepAlive(w.waitingEvery)
@@ -119,39 +150,79 @@ func (w *Worker) dispatch(ctx, workCtx context.Context, b *attemptBuffers, msg j
 	}
 }
 
+// readConfig reads j's tenant's webhook config (through the cache) and the endpoint
+// it names.
+func (w *Worker) readConfig(ctx context.Context, j *job) {
+	cctx, cancel := context.WithTimeout(ctx, configReadTimeout)
+	j.cfg, j.cfgErr = w.configs.WebhookConfig(cctx, j.ev.tenant)
+	cancel()
+	if j.cfgErr == nil {
+		if origin, ok := endpointOrigin(j.cfg.TargetURL); ok {
+			j.origin, j.ep = origin, endpointKey(origin)
+		}
+	}
+}
+
+// parkNow parks j without an attempt if its endpoint is parked, and reports whether it
+// did. A probe of the endpoint and an event's last attempt are attempted anyway.
+func (w *Worker) parkNow(ctx context.Context, j *job) bool {
+	if j.ep == "" || j.ev.probe == j.ep || j.ev.attempt >= w.cfg.MaxDeliver {
+		return false
+	}
+	parked, reason := w.endpoints.parking(j.ep, j.ev.tenant)
+	if !parked {
+		return false
+	}
+	w.park(ctx, j, reason)
+	return true
+}
+
 // run delivers j, then the tenant's waiting events its slot passes to, until the
-// tenant's queue is empty, its endpoint is parked, or the worker is stopping.
+// tenant's queue is empty or the worker is stopping; a waiting event whose endpoint
+// was parked meanwhile is parked instead.
 func (w *Worker) run(ctx, workCtx context.Context, b *attemptBuffers, j *job) {
 	for j != nil {
 		w.metrics.inFlight.Inc()
 		r := w.deliver(workCtx, b, j)
 		w.metrics.inFlight.Dec()
-		next, park, parkedFor, parkedErr := w.tenants.done(j, r, time.Now(), ctx.Err() != nil)
-		for _, p := range park {
-			w.park(workCtx, p, parkedFor, parkedErr)
+		probe := j.ev.probe == j.ep
+		switch w.endpoints.report(j.ep, j.origin, r, probe, time.Now()) {
+		case breakerClosed:
+			w.log.Info("endpoint answers again; its parked events come back", "tenant", j.ev.tenant, "endpoint", j.ep)
+			w.unparkInBackground(workCtx, natsconf.ParkedFilter(j.ep), "endpoint answers")
+		case breakerOpen:
+			if probe {
+				w.log.Debug("probe failed; endpoint stays parked", "tenant", j.ev.tenant, "endpoint", j.ep, "error", r.lastError)
+			} else {
+				w.log.Warn("endpoint parked: its events wait until it answers again", "tenant", j.ev.tenant, "endpoint", j.ep, "error", r.lastError)
+			}
+		}
+		next := w.tenants.done(j, ctx.Err() != nil)
+		for next != nil && w.parkNow(workCtx, next) {
+			next = w.tenants.done(next, ctx.Err() != nil)
 		}
 		j = next
 	}
 }
 
-// deliver makes one attempt of j and settles it (ack, nak or term) exactly once,
-// unless shutdown has already given it back.
+// deliver makes one attempt of j and settles it exactly once, unless shutdown has
+// already given it back.
 func (w *Worker) deliver(ctx context.Context, b *attemptBuffers, j *job) result {
 	defer w.untrack(j.f)
 	if j.f.isSettled() { // given back at shutdown while it waited
 		return result{}
 	}
-	r := w.attempt(ctx, b, &j.ev)
-	w.finish(ctx, j.f, &j.ev, r)
+	r := w.attempt(b, j)
+	w.finish(ctx, j, r)
 	return r
 }
 
 // park settles j without an HTTP attempt because its endpoint is parked: it is
-// recorded as a parked attempt and comes back at its next scheduled attempt, or when
-// the endpoint's cooldown ends if that is later.
-func (w *Worker) park(ctx context.Context, j *job, parkedFor time.Duration, reason string) {
+// recorded as a parked attempt and waits, as a parked copy, for its next scheduled
+// attempt or its endpoint's recovery, whichever comes first.
+func (w *Worker) park(ctx context.Context, j *job, reason string) {
 	defer w.untrack(j.f)
-	w.finish(ctx, j.f, &j.ev, result{parked: true, parkedFor: parkedFor, lastError: reason, at: time.Now()})
+	w.finish(ctx, j, result{parked: true, lastError: reason, at: time.Now()})
 }
 
 // giveBack returns j to the server for immediate redelivery (shutdown).
@@ -162,12 +233,10 @@ func (w *Worker) giveBack(j *job) {
 	}
 }
 
-// attempt reads the tenant's webhook config and makes one HTTP attempt. It never
-// sends an unsigned webhook.
-func (w *Worker) attempt(ctx context.Context, b *attemptBuffers, ev *event) result {
-	cctx, cancel := context.WithTimeout(ctx, configReadTimeout)
-	cfg, err := w.configs.WebhookConfig(cctx, ev.tenant)
-	cancel()
+// attempt makes one HTTP attempt of j with its tenant's webhook config. It never sends
+// an unsigned webhook.
+func (w *Worker) attempt(b *attemptBuffers, j *job) result {
+	cfg, err, ev := j.cfg, j.cfgErr, &j.ev
 	now := time.Now()
 	switch {
 	case errors.Is(err, vault.ErrNotFound):
@@ -191,7 +260,8 @@ func (w *Worker) attempt(ctx context.Context, b *attemptBuffers, ev *event) resu
 // nak (the server then emits its MAX_DELIVERIES advisory and does not redeliver);
 // otherwise nak with the retry delay (for a parked endpoint, at least until its
 // cooldown ends).
-func (w *Worker) finish(ctx context.Context, f *flight, ev *event, r result) {
+func (w *Worker) finish(ctx context.Context, j *job, r result) {
+	f, ev := j.f, &j.ev
 	rec := status.Record{
 		EventID:        ev.id,
 		TenantID:       ev.tenant,
@@ -208,6 +278,8 @@ func (w *Worker) finish(ctx context.Context, f *flight, ev *event, r result) {
 	var (
 		outcome string
 		settle  func(jetstream.Msg) error
+		due     time.Time // of the next attempt, when it waits as a parked copy
+		delay   time.Duration
 	)
 	switch {
 	case r.delivered():
@@ -220,17 +292,28 @@ func (w *Worker) finish(ctx context.Context, f *flight, ev *event, r result) {
 		w.log.Warn("webhook delivery failed permanently", "tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt,
 			"statusCode", r.statusCode, "reason", r.lastError)
 	case ev.attempt >= w.cfg.MaxDeliver:
-		rec.Status, outcome, settle = status.Failed, outcomeFailed, jetstream.Msg.Nak
+		rec.Status, outcome = status.Failed, outcomeFailed
+		// The consumer dead-letters a message it delivered MaxDeliver times; an event
+		// that spent part of its budget as an earlier message (before parking) is
+		// terminated, which dead-letters it just the same.
+		settle = jetstream.Msg.Nak
+		if ev.delivered < w.cfg.MaxDeliver {
+			settle = func(m jetstream.Msg) error { return m.TermWithReason(natsconf.ReasonAttemptsExhausted) }
+		}
 		w.log.Warn("webhook delivery failed: attempts exhausted", "tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt,
 			"statusCode", r.statusCode, "reason", r.lastError, "parked", r.parked)
 	default:
-		delay := retryDelay(r, ev.attempt, w.cfg.RetrySchedule, w.cfg.MaxRetryAfter)
+		delay = retryDelay(r, ev.attempt, w.cfg.RetrySchedule, w.cfg.MaxRetryAfter)
 		rec.Status, outcome = status.Retrying, outcomeRetry
 		switch {
 		case r.parked:
-			delay, outcome = max(delay, r.parkedFor), outcomeParked
+			outcome = outcomeParked
 		case r.refused:
 			outcome = outcomeRefused
+		}
+		// A failed probe goes back to parking with the rest (its copy is no probe).
+		if r.parked || ev.probe != "" || delay > w.cfg.MaxNakDelay {
+			due = time.Now().Add(delay)
 		}
 		settle = func(m jetstream.Msg) error { return m.NakWithDelay(delay) }
 		if r.parked {
@@ -246,6 +329,17 @@ func (w *Worker) finish(ctx context.Context, f *flight, ev *event, r result) {
 		w.log.Info("attempt finished after shutdown returned the event for redelivery",
 			"tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt)
 		return
+	}
+	if !due.IsZero() {
+		// The copy is written before the message is acked: nothing is lost between.
+		if err := w.parkCopy(ctx, j.msg, ev, j.ep, due); err != nil {
+			w.log.Warn("parked copy not written; the event waits in the consumer instead", "tenant", ev.tenant, "event", ev.id, "error", err)
+		} else {
+			settle = jetstream.Msg.Ack
+		}
+	}
+	if due.IsZero() && rec.Status == status.Retrying {
+		w.lateness.put(ev.id, ev.attempt+1, time.Now().Add(delay))
 	}
 	att := status.Attempt{
 		TenantID: ev.tenant, EventID: ev.id, N: ev.logIndex(), Attempt: ev.attempt, Replay: ev.replay, Seq: ev.seq,

@@ -15,8 +15,8 @@ import (
 )
 
 func TestBreakerOpensProbesAndCloses(t *testing.T) {
-	cfg := breakerConfig{threshold: 3, cooldown: time.Second, maxCooldown: 3 * time.Second}
-	b := breaker{state: breakerClosed}
+	cfg := breakerConfig{threshold: 3, cooldown: time.Second, maxCooldown: 3 * time.Second, probeTimeout: 5 * time.Second}
+	var b breaker
 	now := time.Unix(1000, 0)
 	fail := result{sent: true, statusCode: 503, lastError: "HTTP 503"}
 	ok := result{sent: true, statusCode: 200}
@@ -27,41 +27,73 @@ func TestBreakerOpensProbesAndCloses(t *testing.T) {
 	}
 	// A non-answer (config error, refused target) says nothing about the endpoint.
 	b.report(cfg, result{lastError: "webhook config unavailable"}, false, now)
-	if to := b.report(cfg, fail, false, now); to != breakerOpen {
+	if to := b.report(cfg, fail, false, now); to != breakerOpen || !b.open {
 		t.Fatalf("third consecutive failure: %q, want open", to)
 	}
-	if run, _, parkedFor := b.admit(now.Add(400 * time.Millisecond)); run || parkedFor != 600*time.Millisecond {
-		t.Fatalf("admit while open: run %v parked for %s, want parked for 600ms", run, parkedFor)
+	if b.probeDue(cfg, now.Add(400*time.Millisecond)) {
+		t.Fatal("a probe was due before the cooldown ended")
 	}
-	// After the cooldown exactly one probe runs; the rest stay parked.
-	run, probe, _ := b.admit(now.Add(time.Second))
-	if !run || !probe || b.state != breakerHalfOpen {
-		t.Fatalf("first admit after cooldown: run %v probe %v state %s", run, probe, b.state)
+	// After the cooldown exactly one probe is sent; no second one while it is out.
+	if !b.probeDue(cfg, now.Add(time.Second)) {
+		t.Fatal("no probe due after the cooldown")
 	}
-	if run, _, _ := b.admit(now.Add(time.Second)); run {
-		t.Fatal("a second attempt ran beside the probe")
+	if b.probeDue(cfg, now.Add(1500*time.Millisecond)) {
+		t.Fatal("a second probe beside the outstanding one")
 	}
 	// A failed probe doubles the cooldown, capped.
 	if to := b.report(cfg, fail, true, now.Add(2*time.Second)); to != breakerOpen || b.cooldown != 2*time.Second {
 		t.Fatalf("failed probe: %q cooldown %s, want open for 2s", to, b.cooldown)
 	}
-	b.admit(now.Add(4 * time.Second))
-	b.report(cfg, fail, true, now.Add(4*time.Second))
-	if b.cooldown != 3*time.Second {
-		t.Fatalf("cooldown %s, want the 3s cap", b.cooldown)
+	if b.probeDue(cfg, now.Add(3*time.Second)) || !b.probeDue(cfg, now.Add(4*time.Second)) {
+		t.Fatal("the next probe is not due exactly 2s after the failed one")
+	}
+	// A probe that never reports back counts as failed once the probe timeout passes.
+	if b.probeDue(cfg, now.Add(8*time.Second)) {
+		t.Fatal("a probe due while the last one is out")
+	}
+	b.probeDue(cfg, now.Add(9*time.Second))
+	if b.cooldown != 3*time.Second || !b.probeAt.IsZero() {
+		t.Fatalf("lost probe: cooldown %s, outstanding %v; want the 3s cap and none out", b.cooldown, b.probeAt)
 	}
 	if !strings.Contains(b.parkedError(), "HTTP 503") {
 		t.Errorf("parked error %q does not name the last failure", b.parkedError())
 	}
-	// A successful probe closes it; a 4xx answer counts as alive too.
-	b.admit(now.Add(8 * time.Second))
-	if to := b.report(cfg, ok, true, now.Add(8*time.Second)); to != breakerClosed || !b.idle() {
-		t.Fatalf("successful probe: %q, idle %v", to, b.idle())
+	// An answer closes it, probe or not; a 4xx answer counts as alive too.
+	if to := b.report(cfg, ok, false, now.Add(20*time.Second)); to != breakerClosed || !b.idle() {
+		t.Fatalf("an answer: %q, idle %v", to, b.idle())
 	}
 	b.report(cfg, fail, false, now)
 	b.report(cfg, result{sent: true, statusCode: 400}, false, now)
 	if b.failures != 0 {
 		t.Errorf("a 400 answer left %d consecutive failures", b.failures)
+	}
+}
+
+func TestEndpointIsTheTargetsOrigin(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"https://Example.com/hooks/1", "https://example.com:443/other"},
+		{"http://10.0.0.1/x", "http://10.0.0.1:80/y?z"},
+		{"http://[::1]:8080/a", "http://[::1]:8080/b"},
+	} {
+		oa, _ := endpointOrigin(tc.a)
+		ob, _ := endpointOrigin(tc.b)
+		if oa != ob || endpointKey(oa) != endpointKey(ob) {
+			t.Errorf("%s and %s: origins %q, %q: want one endpoint", tc.a, tc.b, oa, ob)
+		}
+	}
+	for _, pair := range [][2]string{
+		{"https://example.com/", "http://example.com/"},
+		{"https://example.com/", "https://example.com:8443/"},
+		{"https://a.example.com/", "https://b.example.com/"},
+	} {
+		oa, _ := endpointOrigin(pair[0])
+		ob, _ := endpointOrigin(pair[1])
+		if oa == ob {
+			t.Errorf("%s and %s share origin %q", pair[0], pair[1], oa)
+		}
+	}
+	if k := endpointKey("https://example.com:443"); len(k) != 16 || strings.ContainsAny(k, ".*> ") {
+		t.Errorf("endpoint key %q is not one 16-character subject token", k)
 	}
 }
 

@@ -27,6 +27,10 @@ type metrics struct {
 	parked             prometheus.Gauge
 	held               prometheus.Gauge
 	heldTotal          prometheus.Counter
+	parkedCopies       prometheus.Counter
+	unparked           prometheus.Counter
+	staleCopies        prometheus.Counter
+	lateness           prometheus.Histogram
 }
 
 // newMetrics creates the collectors and registers them on reg (nil: not registered).
@@ -51,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"state"}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "edgehook_endpoints_parked",
-			Help: "Endpoints whose circuit breaker is open or half-open in this worker: their events wait without HTTP attempts.",
+			Help: "Endpoints whose circuit breaker is open in this worker: their events wait as parked copies, without HTTP attempts.",
 		}),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "edgehook_deliveries_waiting",
@@ -60,6 +64,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		heldTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "edgehook_tenant_cap_waits_total",
 			Help: "Events that had to wait because their tenant was at its concurrency cap.",
+		}),
+		parkedCopies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgehook_events_parked_total",
+			Help: "Events moved out of the delivery consumer as parked copies (a long retry, or a parked endpoint).",
+		}),
+		unparked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgehook_events_unparked_total",
+			Help: "Parked events brought back early because their endpoint answered again or their tenant's config changed.",
+		}),
+		staleCopies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgehook_parked_copies_stale_total",
+			Help: "Parked copies dropped when they came back because their event had moved on (brought back early, replayed).",
+		}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "edgehook_retry_lateness_seconds",
+			Help:    "How late a retry came back: its arrival at this worker minus when it was due (parked copies, and naks this worker made).",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300},
 		}),
 	}
 	for _, o := range []string{outcomeDelivered, outcomeRetry, outcomeFailed, outcomeRefused, outcomeParked} {
@@ -91,6 +112,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.heldTotal, err = register(reg, m.heldTotal); err != nil {
+		return nil, err
+	}
+	for _, c := range []*prometheus.Counter{&m.parkedCopies, &m.unparked, &m.staleCopies} {
+		if *c, err = register(reg, *c); err != nil {
+			return nil, err
+		}
+	}
+	if m.lateness, err = register(reg, m.lateness); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -55,4 +56,42 @@ func retryDelay(r result, attempt int, schedule []time.Duration, maxRetryAfter t
 		return min(r.retryAfter, maxRetryAfter)
 	}
 	return scheduledDelay(schedule, attempt)
+}
+
+// dueTimes remembers when events nak'd for a retry are due again, so the worker that
+// gets one back can measure how late it came (edgehook_retry_lateness_seconds). It is
+// bounded: past maxDueTimes entries it remembers nothing new.
+type dueTimes struct {
+	mu sync.Mutex
+	m  map[dueKey]time.Time
+}
+
+type dueKey struct {
+	id      string
+	attempt int
+}
+
+const maxDueTimes = 100000
+
+func (d *dueTimes) put(id string, attempt int, due time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = make(map[dueKey]time.Time)
+	}
+	if len(d.m) < maxDueTimes {
+		d.m[dueKey{id, attempt}] = due
+	}
+}
+
+// take returns and forgets when attempt of event id was due.
+func (d *dueTimes) take(id string, attempt int) (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := dueKey{id, attempt}
+	t, ok := d.m[k]
+	if ok {
+		delete(d.m, k)
+	}
+	return t, ok
 }

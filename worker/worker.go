@@ -43,8 +43,15 @@ type Worker struct {
 	configs vault.ConfigReader
 	log     *slog.Logger
 	metrics *metrics
-	client  *fasthttp.Client
-	tenants *tenants
+	client    *fasthttp.Client
+	tenants   *tenants
+	endpoints *endpoints
+	pub       jetstream.JetStream // parked copies and events brought back
+	lateness  dueTimes
+	// Bound by Run: PARKED (parked copies are read back from it) and the status
+	// bucket (whether a parked copy is stale).
+	parked jetstream.Stream
+	status statusStore
 
 	ready         atomic.Bool
 	progressEvery time.Duration // InProgress interval during long handling; 0 = never
@@ -80,20 +87,29 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	bc := breakerConfig{threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown, maxCooldown: cfg.BreakerMaxCooldown}
+	bc := breakerConfig{
+		threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown, maxCooldown: cfg.BreakerMaxCooldown,
+		probeTimeout: configReadTimeout + cfg.HTTPTimeout + statusWriteTimeout + natsconf.AckWaitMargin,
+	}
 	if bc.threshold < 0 {
 		bc.threshold = math.MaxInt // off
 	}
+	pub, err := natsconf.Publisher(deps.JS, statusWriteTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
 	return &Worker{
-		cfg:     cfg,
-		js:      deps.JS,
-		rec:     rec,
-		configs: deps.Configs,
-		log:     log,
-		metrics: m,
-		client:  newHTTPClient(cfg, newDialGuard(cfg.AllowPrivateTargets, cfg.ConnectTimeout)),
-		tenants: newTenants(cfg.TenantConcurrency, cfg.MaxWaiting, cfg.MaxWaitingBytes, bc, m),
-		flights: make(map[*flight]struct{}),
+		cfg:       cfg,
+		js:        deps.JS,
+		rec:       rec,
+		configs:   deps.Configs,
+		log:       log,
+		metrics:   m,
+		client:    newHTTPClient(cfg, newDialGuard(cfg.AllowPrivateTargets, cfg.ConnectTimeout)),
+		tenants:   newTenants(cfg.TenantConcurrency, cfg.MaxWaiting, cfg.MaxWaitingBytes, m),
+		endpoints: newEndpoints(bc, m),
+		pub:       pub,
+		flights:   make(map[*flight]struct{}),
 	}, nil
 }
 
@@ -123,6 +139,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.checkConsumer(cc); err != nil {
 		return err
 	}
+	if w.parked, err = w.js.Stream(ctx, natsconf.StreamParked); err != nil {
+		return fmt.Errorf("worker: stream %s (run `edgehook setup nats`): %w", natsconf.StreamParked, err)
+	}
+	stKV, err := w.js.KeyValue(ctx, natsconf.BucketStatus)
+	if err != nil {
+		return fmt.Errorf("worker: bucket %s (run `edgehook setup nats`): %w", natsconf.BucketStatus, err)
+	}
+	w.status = status.NewStore(stKV)
 	// One message's handling may take a config read, the attempt and a status write.
 	// If that can come near the shortest ack wait, keep the message ours with
 	// InProgress. Waiting events always are.
@@ -152,6 +176,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	stopped := make(chan struct{})
 	go func() { wg.Wait(); close(stopped) }()
+	go w.runProber(workCtx)
 	w.ready.Store(true)
 	w.log.Info("worker consuming", "concurrency", w.cfg.Concurrency, "ackWait", cc.AckWait,
 		"maxDeliver", cc.MaxDeliver, "allowPrivateTargets", w.cfg.AllowPrivateTargets)

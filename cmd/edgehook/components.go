@@ -185,15 +185,16 @@ func (s *stack) startWorker(cfg worker.Config, configs *vault.Cache, reg prometh
 	if err != nil {
 		return nil, err
 	}
-	if err := followConfigChanges(nc, configs, log); err != nil {
-		return nil, fmt.Errorf("follow config changes: %w", err)
-	}
 	if _, err := js.KeyValue(ctx, natsconf.BucketStatus); err != nil {
 		return nil, fmt.Errorf("status bucket (run `edgehook setup nats`): %w", err)
 	}
 	w, err := worker.New(cfg, worker.Deps{JS: js, Configs: configs, Logger: log.With("component", "worker"), Registerer: reg})
 	if err != nil {
 		return nil, usageError{err}
+	}
+	// A changed target or secret resets the breakers of the tenant's parked events.
+	if err := followConfigChanges(nc, configs, log, func(tenantID string) { w.ConfigChanged(ctx, tenantID) }); err != nil {
+		return nil, fmt.Errorf("follow config changes: %w", err)
 	}
 	s.g.Go(func() error { return w.Run(ctx) })
 	return func() bool { return w.Ready() && nc.IsConnected() && s.configsReady() }, nil
@@ -225,7 +226,7 @@ func (s *stack) startReceiver(cfg receiver.Config, configs *vault.Cache, reg pro
 	if err != nil {
 		return err
 	}
-	if err := followConfigChanges(nc, configs, s.log); err != nil {
+	if err := followConfigChanges(nc, configs, s.log, nil); err != nil {
 		return fmt.Errorf("follow config changes: %w", err)
 	}
 	srv, err := receiver.New(cfg, receiver.Deps{

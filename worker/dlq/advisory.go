@@ -36,7 +36,9 @@ func (p *Processor) advisory(ctx context.Context, msg jetstream.Msg) error {
 		return nil
 	}
 	reason := ReasonMaxDeliveries
-	if msg.Subject() == natsconf.AdvisoryTerminated {
+	// A worker terminates an event whose budget ran out over several messages (it was
+	// parked): to its tenant and operator that is running out of attempts.
+	if msg.Subject() == natsconf.AdvisoryTerminated && adv.Reason != natsconf.ReasonAttemptsExhausted {
 		reason = reasonTerminated
 		if adv.Reason != "" {
 			reason += ": " + adv.Reason
@@ -85,6 +87,10 @@ func (p *Processor) record(ctx context.Context, adv advisory, reason string) (De
 	}
 	d.Replay, _ = strconv.Atoi(h.Get(natsconf.HeaderReplay))
 	d.PriorAttempts, _ = strconv.Atoi(h.Get(natsconf.HeaderPriorAttempts))
+	// An event brought back from parking carries the attempts it spent before.
+	if used, err := strconv.Atoi(h.Get(natsconf.HeaderAttempts)); err == nil && used > 0 {
+		d.Attempts += used
+	}
 	if ns, err := strconv.ParseInt(h.Get(natsconf.HeaderIngestTime), 10, 64); err == nil {
 		d.IngestTime = time.Unix(0, ns).UTC()
 	} else {
@@ -156,9 +162,11 @@ func (p *Processor) details(ctx context.Context, d *DeadLetter) error {
 	if err != nil {
 		return fmt.Errorf("dlq: attempt log of %s: %w", d.EventID, err)
 	}
+	// This round's attempts: those of this replay (or the original), over every
+	// message the event was (parked copies are new messages of the same round).
 	var round []status.Attempt
 	for _, a := range log {
-		if a.Seq == d.StreamSeq {
+		if a.Replay == d.Replay {
 			round = append(round, a)
 		}
 	}
