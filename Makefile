@@ -6,7 +6,7 @@ NATSCLI_VERSION := v0.5.0
 FUZZTIME ?= 10s
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test test-vault tools unit fuzz vet bench bench-go clean
+.PHONY: all build run run-mesh test test-vault tools unit fuzz vet bench bench-go clean
 
 all: build
 
@@ -17,6 +17,11 @@ build:
 ## run: start the whole system (`edgehook up`) on its embedded defaults
 run: build
 	$(BIN)/edgehook up
+
+## run-mesh: a 3-node hub and edges a and b on loopback, as real nats-server processes (from
+## `make tools`), with their gateways and cuttable leaf links (`edgehook mesh`; see the README)
+run-mesh: build
+	$(BIN)/edgehook mesh
 
 ## tools: install the pinned nats-server and nats CLI into bin/, and the npm test packages
 tools: $(BIN)/.nats-server-$(NATS_SERVER_VERSION) $(BIN)/.nats-$(NATSCLI_VERSION) node_modules/.installed

@@ -16,6 +16,7 @@ func runGateway(ctx context.Context, env *environment, args []string) error {
 	)
 	s := newSettings("gateway", env.getenv, env.stderr)
 	no.register(s)
+	no.registerAdmin(s)
 	gw.register(s)
 	vo.register(s)
 	s.String(&logLevel, "log-level", "EDGEHOOK_LOG_LEVEL", "info", "debug, info, warn or error")

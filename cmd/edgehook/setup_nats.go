@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/edgehook/edgehook/natsconf"
 )
@@ -143,8 +145,19 @@ func runSetupNATSConfig(env *environment, args []string) error {
 	if err := s.parse(args); err != nil {
 		return err
 	}
+	_, _, err := o.write(env.getenv, env.stdout)
+	return err
+}
+
+// write writes the configs of o's role into o.out, with the passwords of their users
+// taken from getenv (EDGEHOOK_NATS_PASSWORD_<USER>), from o.out/<user>.password, or
+// generated into that file (mode 0600), and says on stdout what it wrote (never a
+// password). It returns the specs as written (with the bcrypt hashes of the passwords
+// the servers only check) and the plain passwords, keyed by user name. `setup
+// nats-config` and `edgehook mesh` both write their configs with it.
+func (o natsConfigOptions) write(getenv func(string) string, stdout io.Writer) ([]natsconf.ServerSpec, natsconf.Credentials, error) {
 	if o.out == "" {
-		return usageError{errors.New("setup nats-config: --out DIR is required")}
+		return nil, nil, usageError{errors.New("setup nats-config: --out DIR is required")}
 	}
 	if o.storeDir == "" {
 		o.storeDir = filepath.Join(o.out, "jetstream")
@@ -161,13 +174,13 @@ func runSetupNATSConfig(env *environment, args []string) error {
 	case "hub":
 		layout, err := o.hubLayout()
 		if err != nil {
-			return usageError{err}
+			return nil, nil, usageError{err}
 		}
 		names, render = natsconf.HubCredentialNames(), layout.Servers
 	case "edge":
 		layout, err := o.edgeLayout()
 		if err != nil {
-			return usageError{err}
+			return nil, nil, usageError{err}
 		}
 		names = natsconf.EdgeCredentialNames()
 		render = func(c natsconf.Credentials) ([]natsconf.ServerSpec, error) {
@@ -175,41 +188,51 @@ func runSetupNATSConfig(env *environment, args []string) error {
 			return []natsconf.ServerSpec{spec}, err
 		}
 	default:
-		return usageError{fmt.Errorf("setup nats-config: --role must be hub or edge, got %q", o.role)}
+		return nil, nil, usageError{fmt.Errorf("setup nats-config: --role must be hub or edge, got %q", o.role)}
 	}
 	if err := os.MkdirAll(o.out, 0o700); err != nil {
-		return fmt.Errorf("setup nats-config: %w", err)
+		return nil, nil, fmt.Errorf("setup nats-config: %w", err)
 	}
-	creds, generated, err := natsCredentials(env.getenv, o.out, names, o.role == "edge")
+	creds, generated, err := natsCredentials(getenv, o.out, names, o.role == "edge")
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	specs, err := render(creds)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	for _, spec := range specs {
-		if err := hashPasswords(&spec); err != nil {
+	// bcrypt is slow on purpose: the servers' users are hashed at once.
+	written := make([]natsconf.ServerSpec, len(specs))
+	var hashing errgroup.Group
+	for i, spec := range specs {
+		hashing.Go(func() error {
+			err := hashPasswords(&spec)
+			written[i] = spec
 			return err
-		}
+		})
+	}
+	if err := hashing.Wait(); err != nil {
+		return nil, nil, err
+	}
+	for _, spec := range written {
 		conf, err := spec.Conf()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		path := filepath.Join(o.out, spec.Name+".conf")
 		if err := writePrivate(path, conf); err != nil {
-			return err
+			return nil, nil, err
 		}
-		fmt.Fprintf(env.stdout, "wrote %s (server %s, client port %d", path, spec.Name, spec.Port)
+		fmt.Fprintf(stdout, "wrote %s (server %s, client port %d", path, spec.Name, spec.Port)
 		if spec.Domain != "" {
-			fmt.Fprintf(env.stdout, ", JetStream domain %s", spec.Domain)
+			fmt.Fprintf(stdout, ", JetStream domain %s", spec.Domain)
 		}
-		fmt.Fprintln(env.stdout, ")")
+		fmt.Fprintln(stdout, ")")
 	}
 	if len(generated) > 0 {
-		fmt.Fprintf(env.stdout, "generated passwords (mode 0600) in %s for: %s\n", o.out, strings.Join(generated, ", "))
+		fmt.Fprintf(stdout, "generated passwords (mode 0600) in %s for: %s\n", o.out, strings.Join(generated, ", "))
 	}
-	return nil
+	return written, creds, nil
 }
 
 // hubLayout places the hub's nodes.
@@ -275,6 +298,12 @@ func passwordFile(dir, name string) string { return filepath.Join(dir, name+".pa
 func natsCredentials(getenv func(string) string, dir string, names []string, edge bool) (natsconf.Credentials, []string, error) {
 	creds := natsconf.Credentials{}
 	var generated []string
+	if edge && getenv(passwordEnv(natsconf.LeafUser)) == "" {
+		// Checked before anything is generated, so a refused run writes nothing.
+		if b, err := os.ReadFile(passwordFile(dir, natsconf.LeafUser)); err != nil || strings.TrimSpace(string(b)) == "" {
+			return nil, nil, usageError{fmt.Errorf("setup nats-config: the edge's leaf password must be the hub's: copy the hub's %s.password into %s, or set %s", natsconf.LeafUser, dir, passwordEnv(natsconf.LeafUser))}
+		}
+	}
 	for _, name := range names {
 		if v := getenv(passwordEnv(name)); v != "" {
 			creds[name] = v

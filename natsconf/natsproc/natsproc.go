@@ -1,7 +1,9 @@
-// Package natsproc runs real nats-server processes from config text for tests: each
-// process is owned by the test that started it, listens on 127.0.0.1 only and is
-// stopped at cleanup. A Proxy lets a test cut and heal a TCP link between servers or
-// between a client and a server.
+// Package natsproc runs real nats-server processes from config files and cuttable TCP
+// proxies between them. Tests use it through the testing.TB helpers (Start, NewProxy,
+// FreePort, Eventually), which tie every process and proxy to the test that started it;
+// `edgehook mesh` uses the same supervision through Launch and StartProxy, which return
+// errors instead and leave stopping to the caller (Server.Terminate, Proxy.Close). Every
+// server listens on 127.0.0.1 only.
 package natsproc
 
 import (
@@ -14,13 +16,27 @@ import (
 	"time"
 )
 
-// Binary returns the absolute path of bin/nats-server of this module (found by walking
-// up from the working directory to the directory holding go.mod), or fails the test.
+// ErrNoBinary is wrapped by the errors of ModuleBinary when nats-server is not installed.
+var ErrNoBinary = errors.New("nats-server is not installed in bin/: run make tools")
+
+// Binary returns the absolute path of bin/nats-server of this module (see ModuleBinary),
+// or fails the test.
 func Binary(t testing.TB) string {
 	t.Helper()
+	bin, err := ModuleBinary()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return bin
+}
+
+// ModuleBinary returns the absolute path of bin/nats-server of the module the working
+// directory is in (found by walking up to the directory holding go.mod), where
+// `make tools` installs it.
+func ModuleBinary() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatalf("natsproc: working directory: %v", err)
+		return "", fmt.Errorf("natsproc: working directory: %w", err)
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
@@ -28,16 +44,21 @@ func Binary(t testing.TB) string {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatalf("natsproc: no go.mod above the working directory: nats-server is not installed in bin/: run make tools")
+			return "", fmt.Errorf("natsproc: no go.mod above the working directory: %w", ErrNoBinary)
 		}
 		dir = parent
 	}
 	bin := filepath.Join(dir, "bin", "nats-server")
-	fi, err := os.Stat(bin)
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		t.Fatalf("natsproc: nats-server is not installed in bin/: run make tools")
+	if !IsExecutable(bin) {
+		return "", fmt.Errorf("natsproc: %w", ErrNoBinary)
 	}
-	return bin
+	return bin, nil
+}
+
+// IsExecutable reports whether path is a regular file someone may execute.
+func IsExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (it listens on

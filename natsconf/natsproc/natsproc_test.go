@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,6 +130,102 @@ func TestStartFailureShowsOutput(t *testing.T) {
 	if !ft.failed || !strings.Contains(ft.msg, "did not become ready") || !strings.Contains(ft.msg, "last output of bad") {
 		t.Fatalf("failure message = %q", ft.msg)
 	}
+}
+
+// TestLaunchTerminate drives the TB-free API `edgehook mesh` uses: Launch waits until the
+// server is ready and copies its output to Log, Terminate stops it and the process is
+// gone; a server that cannot start is an error holding its output, with no process left,
+// and StartProxy forwards from the address it is given until Close.
+func TestLaunchTerminate(t *testing.T) {
+	dir := t.TempDir()
+	bin := natsproc.Binary(t)
+	port, mport := natsproc.FreePort(t), natsproc.FreePort(t)
+	conf := filepath.Join(dir, "l1.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("server_name: l1\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\njetstream { store_dir: %q }\n",
+		port, mport, filepath.Join(dir, "js"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuf
+	s, err := natsproc.Launch(natsproc.Config{Name: "l1", Binary: bin, ConfPath: conf, ClientPort: port, MonitorPort: mport, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Terminate() })
+	if err := s.Healthy(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pid := s.Pid()
+	if pid == 0 || !s.Running() || s.ExitError() != nil {
+		t.Fatalf("after Launch: pid %d, running %v, exit error %v", pid, s.Running(), s.ExitError())
+	}
+	select {
+	case <-s.Exited():
+		t.Fatal("Exited closed while the server runs")
+	default:
+	}
+
+	p, err := natsproc.StartProxy(fmt.Sprintf("127.0.0.1:%d", natsproc.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect("nats://"+p.Addr(), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("connect through StartProxy's proxy: %v", err)
+	}
+	roundTrip(t, nc, "through a started proxy")
+	p.Cut()
+	if !p.IsCut() {
+		t.Fatal("IsCut() = false after Cut")
+	}
+	p.Close()
+	p.Close() // a second Close does nothing
+	nc.Close()
+
+	if err := s.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Exited():
+	default:
+		t.Fatal("Exited not closed after Terminate returned")
+	}
+	if runtime.GOOS == "linux" {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("process %d still there after Terminate: %v", pid, err)
+		}
+	}
+	if !strings.Contains(log.String(), "Server is ready") {
+		t.Fatalf("Log did not get the server's output:\n%s", log.String())
+	}
+
+	bad := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(bad, []byte("listen: 127.0.0.1:"+fmt.Sprint(port)+"\nno_such_setting {{{\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := natsproc.Launch(natsproc.Config{Name: "bad", Binary: bin, ConfPath: bad, ClientPort: port}); err == nil {
+		s.Terminate()
+		t.Fatal("Launch of a broken config succeeded")
+	} else if !strings.Contains(err.Error(), "did not become ready") || !strings.Contains(err.Error(), "last output of bad") {
+		t.Fatalf("Launch error = %v", err)
+	}
+}
+
+// syncBuf collects output; it is safe for concurrent use.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestEventuallyTimeout checks that Eventually fails with what and the last error.

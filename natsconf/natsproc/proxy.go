@@ -1,6 +1,7 @@
 package natsproc
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -11,8 +12,9 @@ import (
 // dialTimeout bounds how long the proxy waits to connect to its target.
 const dialTimeout = 5 * time.Second
 
-// Proxy is a TCP proxy on 127.0.0.1 the test controls, to cut and heal a link (for
-// example an edge's leaf connection to the hub); it is safe for concurrent use.
+// Proxy is a TCP proxy on 127.0.0.1 whose owner (a test, or `edgehook mesh`) cuts and
+// heals a link, for example an edge's leaf connection to the hub; it is safe for
+// concurrent use.
 type Proxy struct {
 	target string
 	ln     net.Listener
@@ -25,18 +27,28 @@ type Proxy struct {
 	closed bool
 }
 
-// NewProxy listens on a free 127.0.0.1 port and forwards each accepted connection to
-// target (host:port); it is closed at test cleanup, which waits for its goroutines.
-func NewProxy(t testing.TB, target string) *Proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// StartProxy listens on listen (host:port; port 0 picks a free one) and forwards each
+// accepted connection to target (host:port) until Close.
+func StartProxy(listen, target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		t.Fatalf("natsproc: proxy to %s: %v", target, err)
+		return nil, fmt.Errorf("natsproc: proxy to %s: %w", target, err)
 	}
 	p := &Proxy{target: target, ln: ln, conns: make(map[net.Conn]struct{})}
 	p.wg.Add(1)
 	go p.accept()
-	t.Cleanup(p.close)
+	return p, nil
+}
+
+// NewProxy listens on a free 127.0.0.1 port and forwards each accepted connection to
+// target (host:port); it is closed at test cleanup, which waits for its goroutines.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p, err := StartProxy("127.0.0.1:0", target)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(p.Close)
 	return p
 }
 
@@ -72,8 +84,19 @@ func (p *Proxy) Cuts() int {
 	return p.cuts
 }
 
-// close stops accepting, closes every connection and waits for all goroutines.
-func (p *Proxy) close() {
+// IsCut reports whether the proxy is cut (Cut was called after the last Heal).
+func (p *Proxy) IsCut() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut
+}
+
+// Target returns the address the proxy forwards to.
+func (p *Proxy) Target() string { return p.target }
+
+// Close stops accepting, closes every connection and waits for all goroutines; a
+// second call does nothing more.
+func (p *Proxy) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.ln.Close()
