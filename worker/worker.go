@@ -37,12 +37,12 @@ const waitingPoll = 50 * time.Millisecond
 // Worker is a delivery worker. Create it with New and run it with Run; it is safe to
 // call Ready from any goroutine.
 type Worker struct {
-	cfg     Config
-	js      jetstream.JetStream
-	rec     *status.Recorder
-	configs vault.ConfigReader
-	log     *slog.Logger
-	metrics *metrics
+	cfg       Config
+	js        jetstream.JetStream
+	rec       *status.Recorder
+	configs   vault.ConfigReader
+	log       *slog.Logger
+	metrics   *metrics
 	client    *fasthttp.Client
 	tenants   *tenants
 	endpoints *endpoints
