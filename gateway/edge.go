@@ -12,6 +12,8 @@ import (
 
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
+
+	"github.com/edgehook/edgehook/promreg"
 )
 
 // An edge gateway (Config.Edge set) publishes into its edge's stream and records
@@ -65,13 +67,13 @@ type hubLink struct {
 func newHubLink(s *Server, reg prometheus.Registerer) (*hubLink, error) {
 	l := &hubLink{s: s, state: -1}
 	var err error
-	if l.up, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if l.up, err = promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "edgehook_edge_hub_link_up",
 		Help: "1 while this edge gateway reaches the hub's JetStream across the leaf link, 0 while it does not.",
 	})); err != nil {
 		return nil, err
 	}
-	if l.lag, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if l.lag, err = promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "edgehook_edge_sourcing_lag_messages",
 		Help: "Events stored at this edge that the hub's EVENTS has not sourced yet (NaN until the hub has answered once since this gateway started).",
 	})); err != nil {

@@ -1,11 +1,11 @@
 package gateway
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgehook/edgehook/promreg"
 )
 
 // serverLabel is the value of the "server" label on the shared HTTP request counter.
@@ -33,20 +33,20 @@ const HTTPRequestsHelp = "HTTP requests served, by server, route pattern and sta
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{}
 	var err error
-	if m.requests, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.requests, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edgehook_http_requests_total",
 		Help: HTTPRequestsHelp,
 	}, []string{"server", "route", "code"})); err != nil {
 		return nil, err
 	}
-	if m.publish, err = register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+	if m.publish, err = promreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "edgehook_ingest_publish_seconds",
 		Help:    "Time from publishing an event to its JetStream ack (or failure), in seconds.",
 		Buckets: prometheus.ExponentialBuckets(0.00025, 2, 15), // 250µs .. ~4s
 	})); err != nil {
 		return nil, err
 	}
-	if m.accepted, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	if m.accepted, err = promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "edgehook_events_accepted_total",
 		Help: "Events accepted (acked by JetStream and answered 202), not counting idempotent replays.",
 	})); err != nil {
@@ -56,21 +56,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.codes[i] = strconv.Itoa(i)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the identical collector registered before (so two
-// servers in one process can share a registry).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("gateway: register metrics: %w", err)
-	}
-	return c, nil
 }
 
 // observeRequest counts one request on route answered with code.

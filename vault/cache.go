@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/edgehook/edgehook/promreg"
 )
 
 // Cache defaults.
@@ -102,17 +104,9 @@ func NewCache(r ConfigReader, cfg CacheConfig, reg prometheus.Registerer) *Cache
 // the same name. Any other registration error is a programming error and panics, as
 // with prometheus.MustRegister.
 func registerCounter(reg prometheus.Registerer, c prometheus.Counter) prometheus.Counter {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("vault: register cache metric: %v", err))
+	c, err := promreg.Register(reg, c)
+	if err != nil {
+		panic(fmt.Sprintf("vault: cache metric: %v", err))
 	}
 	return c
 }

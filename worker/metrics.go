@@ -1,10 +1,9 @@
 package worker
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgehook/edgehook/promreg"
 )
 
 // Delivery outcomes, the values of the outcome label of edgehook_deliveries_total.
@@ -93,49 +92,34 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.deliveries, err = register(reg, m.deliveries); err != nil {
+	if m.deliveries, err = promreg.Register(reg, m.deliveries); err != nil {
 		return nil, err
 	}
-	if m.latency, err = register(reg, m.latency); err != nil {
+	if m.latency, err = promreg.Register(reg, m.latency); err != nil {
 		return nil, err
 	}
-	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+	if m.inFlight, err = promreg.Register(reg, m.inFlight); err != nil {
 		return nil, err
 	}
-	if m.breakerTransitions, err = register(reg, m.breakerTransitions); err != nil {
+	if m.breakerTransitions, err = promreg.Register(reg, m.breakerTransitions); err != nil {
 		return nil, err
 	}
-	if m.parked, err = register(reg, m.parked); err != nil {
+	if m.parked, err = promreg.Register(reg, m.parked); err != nil {
 		return nil, err
 	}
-	if m.held, err = register(reg, m.held); err != nil {
+	if m.held, err = promreg.Register(reg, m.held); err != nil {
 		return nil, err
 	}
-	if m.heldTotal, err = register(reg, m.heldTotal); err != nil {
+	if m.heldTotal, err = promreg.Register(reg, m.heldTotal); err != nil {
 		return nil, err
 	}
 	for _, c := range []*prometheus.Counter{&m.parkedCopies, &m.unparked, &m.staleCopies} {
-		if *c, err = register(reg, *c); err != nil {
+		if *c, err = promreg.Register(reg, *c); err != nil {
 			return nil, err
 		}
 	}
-	if m.lateness, err = register(reg, m.lateness); err != nil {
+	if m.lateness, err = promreg.Register(reg, m.lateness); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c on reg; when reg already holds an equal collector (two workers
-// in one process), the existing one is returned and shared.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("worker: register metrics: %w", err)
-	}
-	return c, nil
 }

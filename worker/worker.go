@@ -18,18 +18,16 @@ import (
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
 	"github.com/edgehook/edgehook/vault"
+	"github.com/edgehook/edgehook/worker/pull"
 )
 
 // ErrConsumingStopped is returned by Run when the message iterator ended while the
 // context was still live (the consumer was deleted or the connection closed).
-var ErrConsumingStopped = errors.New("worker: consuming stopped")
+var ErrConsumingStopped = pull.ErrConsumingStopped
 
-// Shutdown bounds beyond DrainTimeout: taking buffered messages back, and the final
-// flush that pushes shutdown naks to the server.
-const (
-	bufferedNakTimeout = 500 * time.Millisecond
-	flushTimeout       = 2 * time.Second
-)
+// bufferedNakTimeout bounds taking buffered messages back at shutdown, beyond
+// DrainTimeout.
+const bufferedNakTimeout = 500 * time.Millisecond
 
 // waitingPoll is how often an event that found the waiting queue full looks again.
 const waitingPoll = 50 * time.Millisecond
@@ -59,6 +57,7 @@ type Worker struct {
 
 	mu      sync.Mutex
 	flights map[*flight]struct{}
+	buffers sync.Pool // *attemptBuffers, one per delivery in progress
 }
 
 // New validates cfg (naming the first bad setting, wrapped in ErrInvalidConfig) and
@@ -110,6 +109,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		endpoints: newEndpoints(bc, m),
 		pub:       pub,
 		flights:   make(map[*flight]struct{}),
+		buffers:   sync.Pool{New: func() any { return newAttemptBuffers() }},
 	}, nil
 }
 
@@ -160,57 +160,37 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: subscribe: %w", err)
 	}
 
-	// In-flight work outlives ctx by up to DrainTimeout; workCtx ends it after that.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	var (
-		wg      sync.WaitGroup
-		iterErr atomic.Pointer[error]
-	)
-	for range w.cfg.Concurrency {
-		wg.Go(func() {
-			if err := w.consume(ctx, workCtx, iter); err != nil {
-				iterErr.CompareAndSwap(nil, &err)
+	loop := pull.Loop{
+		Concurrency:  w.cfg.Concurrency,
+		DrainTimeout: w.cfg.DrainTimeout,
+		Ready:        &w.ready,
+		Log:          w.log,
+		Handle: func(ctx, work context.Context, msg jetstream.Msg) {
+			b := w.buffers.Get().(*attemptBuffers)
+			w.dispatch(ctx, work, b, msg)
+			w.buffers.Put(b)
+		},
+		Stopped: func() {
+			// Only events waiting for their tenant's cap are left: give them back.
+			if n := w.nakInFlight(); n > 0 {
+				w.log.Info("waiting events returned for redelivery", "count", n)
 			}
-		})
+		},
+		DrainTimedOut: func(iter jetstream.MessagesContext) {
+			n := w.nakInFlight()
+			// The delivery goroutines are still in their abandoned attempts, so nobody
+			// takes the buffered messages off the iterator: give them back from here.
+			n += w.nakBuffered(iter)
+			w.log.Warn("drain timeout: in-flight deliveries returned for redelivery", "count", n, "drainTimeout", w.cfg.DrainTimeout)
+		},
 	}
-	stopped := make(chan struct{})
-	go func() { wg.Wait(); close(stopped) }()
-	go w.runProber(workCtx)
-	w.ready.Store(true)
+	proberCtx, stopProber := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProber()
+	go w.runProber(proberCtx)
 	w.log.Info("worker consuming", "concurrency", w.cfg.Concurrency, "ackWait", cc.AckWait,
 		"maxDeliver", cc.MaxDeliver, "allowPrivateTargets", w.cfg.AllowPrivateTargets)
-
-	select {
-	case <-ctx.Done():
-	case <-stopped:
-	}
-	w.ready.Store(false)
-	iter.Drain()
-	drain := time.NewTimer(w.cfg.DrainTimeout)
-	defer drain.Stop()
-	select {
-	case <-stopped:
-		// Only events waiting for their tenant's cap are left: give them back.
-		if n := w.nakInFlight(); n > 0 {
-			w.log.Info("waiting events returned for redelivery", "count", n)
-		}
-	case <-drain.C:
-		cancelWork()
-		n := w.nakInFlight()
-		// The delivery goroutines are still in their abandoned attempts, so nobody
-		// takes the buffered messages off the iterator: give them back from here.
-		n += w.nakBuffered(iter)
-		w.log.Warn("drain timeout: in-flight deliveries returned for redelivery", "count", n, "drainTimeout", w.cfg.DrainTimeout)
-	}
-	if err := w.js.Conn().FlushTimeout(flushTimeout); err != nil {
-		w.log.Warn("flush at shutdown failed; unsettled events are redelivered after the ack wait", "error", err)
-	}
-	if ctx.Err() == nil {
-		if p := iterErr.Load(); p != nil {
-			return fmt.Errorf("%w: %w", ErrConsumingStopped, *p)
-		}
-		return ErrConsumingStopped
+	if err := loop.Run(ctx, iter, w.js.Conn().FlushTimeout); err != nil {
+		return fmt.Errorf("worker: %w", err)
 	}
 	w.log.Info("worker stopped")
 	return nil
@@ -257,40 +237,6 @@ func durations(ds []time.Duration) string {
 		parts[i] = d.String()
 	}
 	return strings.Join(parts, ",")
-}
-
-// consume is one delivery goroutine: it takes the next message and handles it, until
-// the iterator is closed. Messages it receives after ctx ended were buffered, not
-// started, and go straight back. It returns the error that closed the iterator, if
-// any other than a normal close.
-func (w *Worker) consume(ctx, workCtx context.Context, iter jetstream.MessagesContext) error {
-	b := newAttemptBuffers()
-	var firstErr error
-	for {
-		msg, err := iter.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				if errors.Is(err, jetstream.ErrConnectionClosed) && firstErr == nil {
-					firstErr = err
-				}
-				return firstErr
-			}
-			// Terminal iterator errors (consumer deleted) stop the iterator; the next
-			// call reports it closed.
-			if firstErr == nil {
-				firstErr = err
-			}
-			w.log.Error("consuming failed", "error", err)
-			continue
-		}
-		if ctx.Err() != nil {
-			if err := msg.Nak(); err != nil {
-				w.log.Warn("nak at shutdown failed; the event is redelivered after the ack wait", "error", err)
-			}
-			continue
-		}
-		w.dispatch(ctx, workCtx, b, msg)
-	}
 }
 
 // nakBuffered naks the messages left in a drained iterator's buffer and returns how

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
+	"github.com/edgehook/edgehook/worker/pull"
 )
 
 // Defaults applied by New to zero-valued Config fields.
@@ -40,7 +40,7 @@ var ErrInvalidConfig = errors.New("dlq: invalid configuration")
 
 // ErrConsumingStopped is returned by Run when consuming ended while its context was
 // still live (the consumer was deleted or the connection closed).
-var ErrConsumingStopped = errors.New("dlq: consuming stopped")
+var ErrConsumingStopped = pull.ErrConsumingStopped
 
 // Config holds the processor's settings. Zero values take the defaults above.
 type Config struct {
@@ -142,76 +142,23 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dlq: subscribe: %w", err)
 	}
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	var (
-		wg      sync.WaitGroup
-		iterErr atomic.Pointer[error]
-	)
-	for range p.cfg.Concurrency {
-		wg.Go(func() {
-			if err := p.consume(ctx, workCtx, iter); err != nil {
-				iterErr.CompareAndSwap(nil, &err)
-			}
-		})
+	loop := pull.Loop{
+		Concurrency:  p.cfg.Concurrency,
+		DrainTimeout: p.cfg.DrainTimeout,
+		Ready:        &p.ready,
+		Log:          p.log,
+		Handle:       func(_, work context.Context, msg jetstream.Msg) { p.handle(work, msg) },
+		DrainTimedOut: func(jetstream.MessagesContext) {
+			// Unfinished messages are redelivered after the ack wait.
+			p.log.Warn("drain timeout: messages being handled are redelivered after the ack wait", "drainTimeout", p.cfg.DrainTimeout)
+		},
 	}
-	stopped := make(chan struct{})
-	go func() { wg.Wait(); close(stopped) }()
-	p.ready.Store(true)
 	p.log.Info("dlq processor consuming", "concurrency", p.cfg.Concurrency)
-
-	select {
-	case <-ctx.Done():
-	case <-stopped:
-	}
-	p.ready.Store(false)
-	iter.Drain()
-	drain := time.NewTimer(p.cfg.DrainTimeout)
-	defer drain.Stop()
-	select {
-	case <-stopped:
-	case <-drain.C:
-		cancelWork() // unfinished messages are redelivered after the ack wait
-		p.log.Warn("drain timeout: messages being handled are redelivered after the ack wait", "drainTimeout", p.cfg.DrainTimeout)
-	}
-	if err := p.js.Conn().FlushTimeout(2 * time.Second); err != nil {
-		p.log.Warn("flush at shutdown failed", "error", err)
-	}
-	if ctx.Err() == nil {
-		if e := iterErr.Load(); e != nil {
-			return fmt.Errorf("%w: %w", ErrConsumingStopped, *e)
-		}
-		return ErrConsumingStopped
+	if err := loop.Run(ctx, iter, p.js.Conn().FlushTimeout); err != nil {
+		return fmt.Errorf("dlq: %w", err)
 	}
 	p.log.Info("dlq processor stopped")
 	return nil
-}
-
-// consume handles messages until the iterator closes; messages it gets after ctx ended
-// go straight back.
-func (p *Processor) consume(ctx, workCtx context.Context, iter jetstream.MessagesContext) error {
-	var firstErr error
-	for {
-		msg, err := iter.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				if errors.Is(err, jetstream.ErrConnectionClosed) && firstErr == nil {
-					firstErr = err
-				}
-				return firstErr
-			}
-			if firstErr == nil {
-				firstErr = err
-			}
-			p.log.Error("consuming failed", "error", err)
-			continue
-		}
-		if ctx.Err() != nil {
-			_ = msg.Nak()
-			continue
-		}
-		p.handle(workCtx, msg)
-	}
 }
 
 // handle processes one message and settles it: ack when done (or when there is

@@ -1,10 +1,11 @@
 package dlq
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgehook/edgehook/promreg"
 )
 
 // Results of handling one advisory, the values of edgehook_dlq_advisories_total.
@@ -50,17 +51,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{replayDone, replayDuplicate, replayRejected} {
 		m.replays.WithLabelValues(r)
 	}
-	if reg == nil {
-		return m, nil
+	var err error
+	if m.advisories, err = promreg.Register(reg, m.advisories); err != nil {
+		return nil, fmt.Errorf("dlq: %w", err)
 	}
-	for _, c := range []prometheus.Collector{m.advisories, m.replays, m.retries} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("dlq: metrics already registered (one processor per registry): %w", err)
-			}
-			return nil, fmt.Errorf("dlq: register metrics: %w", err)
-		}
+	if m.replays, err = promreg.Register(reg, m.replays); err != nil {
+		return nil, fmt.Errorf("dlq: %w", err)
+	}
+	if m.retries, err = promreg.Register(reg, m.retries); err != nil {
+		return nil, fmt.Errorf("dlq: %w", err)
 	}
 	return m, nil
 }
