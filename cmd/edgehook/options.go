@@ -93,7 +93,7 @@ func (o *topologyOptions) register(s *settings) {
 	s.Duration(&o.Retention, "retention", "EDGEHOOK_RETENTION", d.Retention, "how long events, statuses and received webhooks are kept")
 	s.Duration(&o.DuplicateWindow, "duplicate-window", "EDGEHOOK_DUPLICATE_WINDOW", d.DuplicateWindow, "how long an Idempotency-Key is remembered")
 	s.Duration(&o.ReceivedDuplicateWindow, "received-duplicate-window", "EDGEHOOK_RECEIVED_DUPLICATE_WINDOW", d.ReceivedDuplicateWindow, "how long the receiver remembers a webhook-id")
-	s.Int(&o.MaxAckPending, "max-ack-pending", "EDGEHOOK_MAX_ACK_PENDING", d.MaxAckPending, "events in flight or waiting for a retry, across all workers")
+	s.Int(&o.MaxAckPending, "max-ack-pending", "EDGEHOOK_MAX_ACK_PENDING", d.MaxAckPending, "events handed to workers and not settled, across all workers: in flight, waiting for their tenant's cap, retries due within a minute (longer waits are parked outside the consumer)")
 	s.Duration(&o.DeadLetterRetention, "dlq-retention", "EDGEHOOK_DLQ_RETENTION", d.DeadLetterRetention, "how long dead letters are kept (at least the retention)")
 	o.registerDelivery(s)
 }
