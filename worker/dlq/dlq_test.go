@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
+	"github.com/edgehook/edgehook/worker"
 	"github.com/edgehook/edgehook/worker/dlq"
 )
 
@@ -48,6 +49,36 @@ func TestExhaustedEventIsDeadLetteredWithItsHistory(t *testing.T) {
 	}
 	if n := len(e.ep.hitsFor(id)); n != 3 {
 		t.Errorf("endpoint saw %d attempts, want 3", n)
+	}
+}
+
+// TestParkedEventIsDeadLetteredWithItsWholeHistory: an event whose retries waited as
+// parked copies (new messages of EVENTS) runs out of attempts on the same budget and is
+// dead-lettered like any other: max deliveries, every attempt counted, the first and
+// last attempt times of the whole round.
+func TestParkedEventIsDeadLetteredWithItsWholeHistory(t *testing.T) {
+	e := newEnv(t, func(tp *natsconf.Topology) { tp.RetrySchedule = []time.Duration{time.Second} })
+	tn := e.tenant(t)
+	e.ep.answer(tn, 502)
+	before := time.Now().UTC()
+	id := e.publish(t, tn, []byte(`{"type":"order.created"}`))
+	e.startProcessor(t)
+	e.startWorkerWith(t, func(c *worker.Config) { c.MaxNakDelay = 100 * time.Millisecond })
+
+	d := e.waitDeadLetter(t, tn, id)
+	if d.Attempts != 3 || d.LastStatusCode != 502 || d.Reason != dlq.ReasonMaxDeliveries {
+		t.Errorf("dead letter: attempts %d last %d reason %q; want 3 attempts, last 502, max deliveries", d.Attempts, d.LastStatusCode, d.Reason)
+	}
+	if d.FirstAttempt.Before(before) || d.LastAttempt.Sub(d.FirstAttempt) < 1500*time.Millisecond {
+		t.Errorf("dead letter times: first %s last %s; want the whole round, two retries a second apart", d.FirstAttempt, d.LastAttempt)
+	}
+	rec := e.waitStatus(t, tn, id, status.Failed)
+	if rec.Attempts != 3 || rec.Seq != d.StreamSeq {
+		t.Errorf("status %+v, want failed after 3 attempts at seq %d", rec, d.StreamSeq)
+	}
+	hits := e.ep.hitsFor(id)
+	if len(hits) != 3 {
+		t.Fatalf("endpoint saw %d attempts, want 3", len(hits))
 	}
 }
 

@@ -97,13 +97,20 @@ func (e *env) publish(t *testing.T, tenantID string, payload []byte) string {
 }
 
 // startWorker runs a delivery worker fitting the env's topology until the test ends.
-func (e *env) startWorker(t *testing.T) {
+func (e *env) startWorker(t *testing.T) { e.startWorkerWith(t, nil) }
+
+// startWorkerWith runs a worker whose config edit (may be nil) changed.
+func (e *env) startWorkerWith(t *testing.T, edit func(*worker.Config)) {
 	t.Helper()
 	tp := e.srv.Topology
-	w, err := worker.New(worker.Config{
+	cfg := worker.Config{
 		Concurrency: 16, HTTPTimeout: tp.HTTPTimeout, ConnectTimeout: time.Second, RetrySchedule: tp.RetrySchedule,
 		MaxDeliver: tp.MaxDeliver, AllowPrivateTargets: true, DrainTimeout: 2 * time.Second,
-	}, worker.Deps{JS: e.js, Configs: e.configs, Logger: testLogger()})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	w, err := worker.New(cfg, worker.Deps{JS: e.js, Configs: e.configs, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,177 @@
+package worker
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/status"
+)
+
+// parkedCount returns how many parked copies PARKED holds on parked.>.
+func (e *env) parkedCount(t testing.TB) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, natsconf.StreamParked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(natsconf.ParkedSubjectPrefix+">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
+}
+
+// TestLongRetryWaitsOutsideTheConsumer: a retry further off than MaxNakDelay leaves the
+// delivery consumer as a parked copy carrying the attempt count, the server brings it
+// back when due, and the event is delivered on its second attempt with nothing left
+// pending meanwhile.
+func TestLongRetryWaitsOutsideTheConsumer(t *testing.T) {
+	e := newEnv(t, func(topo *natsconf.Topology) { topo.RetrySchedule = []time.Duration{1500 * time.Millisecond} })
+	ep := newEndpoint(t, e.configs)
+	tn := e.tenant(t, ep)
+	var calls atomic.Int32
+	ep.setAnswer(func(w http.ResponseWriter, _ *http.Request, _ hit) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	id := e.publish(t, tn, []byte(`{"n":1}`))
+	cfg := e.config()
+	cfg.MaxNakDelay = 500 * time.Millisecond
+	r := e.start(t, cfg)
+
+	waitFor(t, 5*time.Second, "a parked copy", func() bool { return e.parkedCount(t) == 1 })
+	ctx := context.Background()
+	s, err := e.js.Stream(ctx, natsconf.StreamParked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(natsconf.ParkedSubjectPrefix+">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get(natsconf.HeaderEventID) != id || m.Header.Get(natsconf.HeaderAttempts) != "1" || m.Header.Get(natsconf.HeaderParkedFrom) == "" {
+		t.Errorf("parked copy headers %v: want the event id, 1 attempt spent and the message it was parked from", m.Header)
+	}
+	if info := e.consumerInfo(t); info.NumAckPending != 0 || info.NumPending != 0 {
+		t.Errorf("with the event parked, the consumer has %d pending and %d unconsumed, want none", info.NumAckPending, info.NumPending)
+	}
+	rec := e.waitStatus(t, tn, id, status.Delivered)
+	if rec.Attempts != 2 || calls.Load() != 2 {
+		t.Errorf("delivered on attempt %d after %d requests, want 2 and 2", rec.Attempts, calls.Load())
+	}
+	hits := ep.hitsFor(id)
+	if len(hits) != 2 || hits[0].id != hits[1].id {
+		t.Errorf("endpoint saw %d attempts, want 2 with one webhook-id", len(hits))
+	}
+	if got := counterValue(t, r.reg, "edgehook_events_parked_total", "", ""); got != 1 {
+		t.Errorf("edgehook_events_parked_total = %v, want 1", got)
+	}
+	if n := histogramCount(t, r.reg, "edgehook_retry_lateness_seconds"); n < 1 {
+		t.Errorf("edgehook_retry_lateness_seconds counted %d retries, want the one that came back", n)
+	}
+}
+
+// TestParkedEventsComeBackWhenTheEndpointAnswers: while an endpoint is parked its events
+// wait as parked copies without requests; when it answers again (the probe), every one
+// comes back at once, long before its schedule, and each is delivered once. The copies
+// the schedule brings back later are stale and dropped.
+func TestParkedEventsComeBackWhenTheEndpointAnswers(t *testing.T) {
+	e := newEnv(t, func(topo *natsconf.Topology) {
+		topo.MaxDeliver = 4
+		topo.RetrySchedule = []time.Duration{20 * time.Millisecond, 3 * time.Second}
+	})
+	ep := newEndpoint(t, e.configs)
+	tn := e.tenant(t, ep)
+	var (
+		healthy atomic.Bool
+		mu      sync.Mutex
+		okBy    = map[string]int{} // webhook-id -> 2xx answers
+	)
+	ep.setAnswer(func(w http.ResponseWriter, _ *http.Request, h hit) {
+		if healthy.Load() {
+			mu.Lock()
+			okBy[h.id]++
+			mu.Unlock()
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	const events = 20
+	var ids []string
+	for i := range events {
+		ids = append(ids, e.publish(t, tn, []byte(`{"n":`+strconv.Itoa(i)+`}`)))
+	}
+	cfg := e.config()
+	cfg.BreakerThreshold, cfg.BreakerCooldown, cfg.BreakerMaxCooldown = 3, 300*time.Millisecond, 300*time.Millisecond
+	r := e.start(t, cfg)
+	waitFor(t, 10*time.Second, "every event parked", func() bool { return e.parkedCount(t) == events })
+	if info := e.consumerInfo(t); info.NumAckPending != 0 {
+		t.Errorf("with the endpoint parked, %d events pending on the consumer, want 0", info.NumAckPending)
+	}
+	requests := ep.count()
+	time.Sleep(time.Second) // probes only: one per 300ms cooldown
+	if n := ep.count() - requests; n > 5 {
+		t.Errorf("the parked endpoint got %d requests in 1s; want only probes", n)
+	}
+
+	healthy.Store(true)
+	back := time.Now()
+	for _, id := range ids {
+		e.waitStatus(t, tn, id, status.Delivered)
+	}
+	if took := time.Since(back); took > 2500*time.Millisecond {
+		t.Errorf("parked events took %s to be delivered after the endpoint answered, want well before their 3s schedule", took)
+	}
+	// The schedules fire later: those copies are stale and deliver nothing again.
+	waitFor(t, 10*time.Second, "the stale copies dropped", func() bool {
+		return counterValue(t, r.reg, "edgehook_parked_copies_stale_total", "", "") >= events-1
+	})
+	mu.Lock()
+	for _, id := range ids {
+		if okBy[id] != 1 {
+			t.Errorf("event %s delivered %d times, want once", id, okBy[id])
+		}
+	}
+	mu.Unlock()
+	if got := gaugeValue(t, r.reg, "edgehook_endpoints_parked"); got != 0 {
+		t.Errorf("edgehook_endpoints_parked = %v after recovery, want 0", got)
+	}
+	if got := counterValue(t, r.reg, "edgehook_events_unparked_total", "", ""); got < events-1 {
+		t.Errorf("edgehook_events_unparked_total = %v, want the parked events brought back", got)
+	}
+}
+
+// histogramCount returns the sample count of an unlabelled histogram.
+func histogramCount(t testing.TB, reg prometheus.Gatherer, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("no histogram %s", name)
+	return 0
+}
