@@ -77,17 +77,39 @@ func orNone(ep string) string {
 
 // stale reports whether ev, a parked copy or an event brought back from one, belongs
 // to a state its event has left: its status record names another, later message of
-// EVENTS (the event was brought back again or replayed since, and that message was
-// attempted). A brought-back message redelivered after its own attempt is not stale.
+// EVENTS (the event was brought back again, replayed, or its schedule fired as well).
+// A message brought back claims the record (its sequence) before its attempt, so of
+// two returns of one copy arriving together, whichever claims second is stale; a
+// redelivery of the claiming message is not. In doubt it is not stale: a duplicate
+// with the same webhook-id, never a loss.
 func (w *Worker) stale(ctx context.Context, ev *event) bool {
 	if ev.parkedFrom == 0 {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, configReadTimeout)
 	defer cancel()
-	rec, err := w.status.Get(ctx, ev.tenant, ev.id)
-	return err == nil && rec.Seq > ev.parkedFrom && rec.Seq != ev.seq
+	for range staleClaimTries {
+		rec, rev, err := w.status.Entry(ctx, ev.tenant, ev.id)
+		switch {
+		case err != nil:
+			return false
+		case rec.Seq == ev.seq:
+			return false // this message claimed it (a redelivery)
+		case rec.Seq > ev.parkedFrom:
+			return true
+		case ev.seq == 0:
+			return false // a copy still on PARKED: nothing to claim
+		}
+		rec.Seq, rec.UpdatedAt = ev.seq, time.Now().UTC()
+		if err := w.status.Update(ctx, rec, rev); !errors.Is(err, status.ErrConflict) {
+			return false
+		}
+	}
+	return false
 }
+
+// staleClaimTries bounds the optimistic claims of stale.
+const staleClaimTries = 3
 
 // bringBack publishes the parked copy m on events.<tenantId> now (as the probe of
 // endpoint probe, when set), so it is delivered before its schedule would bring it.
@@ -256,5 +278,6 @@ func awaitPub(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck,
 
 // statusStore is what stale needs of the status bucket.
 type statusStore interface {
-	Get(ctx context.Context, tenantID, eventID string) (status.Record, error)
+	Entry(ctx context.Context, tenantID, eventID string) (status.Record, uint64, error)
+	Update(ctx context.Context, rec status.Record, revision uint64) error
 }

@@ -175,3 +175,43 @@ func histogramCount(t testing.TB, reg prometheus.Gatherer, name string) uint64 {
 	t.Fatalf("no histogram %s", name)
 	return 0
 }
+
+// TestTwoReturnsOfOneParkedCopyDeliverOnce: a parked copy brought back early while its
+// schedule fires too comes back twice at once; the first to claim the event's status
+// is delivered, the other is stale and dropped.
+func TestTwoReturnsOfOneParkedCopyDeliverOnce(t *testing.T) {
+	for round := range 5 {
+		e := newEnv(t, nil)
+		ep := newEndpoint(t, e.configs)
+		tn := e.tenant(t, ep)
+		ctx := context.Background()
+		id := "evt_twice" + strconv.Itoa(round)
+		// Sequence 1 stands for the message the copy was parked from (not an event: the
+		// worker terminates it); the two returns come after it.
+		if _, err := e.js.Publish(ctx, natsconf.EventSubject(tn), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		const parkedFrom = 1
+		now := time.Now().UTC()
+		if err := e.status.Put(ctx, status.Record{EventID: id, TenantID: tn, Status: status.Retrying, Attempts: 1, Seq: parkedFrom, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			m := eventMsg(tn, id, []byte(`{}`), now)
+			m.Header.Set(natsconf.HeaderAttempts, "1")
+			m.Header.Set(natsconf.HeaderParkedFrom, strconv.Itoa(parkedFrom))
+			if _, err := e.js.PublishMsg(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := e.start(t, e.config())
+		e.waitStatus(t, tn, id, status.Delivered)
+		waitFor(t, 5*time.Second, "the second return dropped", func() bool {
+			return counterValue(t, r.reg, "edgehook_parked_copies_stale_total", "", "") == 1
+		})
+		if n := len(ep.hitsFor(id)); n != 1 {
+			t.Fatalf("round %d: the endpoint got the event %d times, want once", round, n)
+		}
+		r.stop(t, 10*time.Second)
+	}
+}
