@@ -3,24 +3,29 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/edgehook/edgehook/gateway"
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
@@ -35,9 +40,12 @@ import (
 // `make tools`) with file storage and one user per component, generated from
 // natsconf's permissions. Webhook configuration is in vaulttest, an in-process Vault
 // the worker process reaches over HTTP. Tenants' endpoints are test servers that
-// verify every signature. Each scenario ends with an exact count: every event
-// answered 202 is delivered or dead-lettered, none is lost, and an event reaching its
-// endpoint twice does so with the same webhook-id.
+// verify every signature. Each scenario ends with an exact count, once the system is
+// idle: every event sent was answered 202; every event answered 202 is delivered or
+// dead-lettered, not both, none is lost; exactly the events the scenario expects are
+// dead-lettered; an event reaching its endpoint twice does so with the same
+// webhook-id. Every process the test stops must exit 0 (or die by SIGKILL when it is
+// killed), and none may exit on its own.
 
 // Delivery settings of every fault scenario: attempts time out after 1s (so the
 // consumer's ack wait is 11s), retries come quickly, a parked endpoint is probed
@@ -47,6 +55,10 @@ const (
 	faultSchedule    = "200ms,500ms,1s"
 	faultMaxDeliver  = "6"
 )
+
+// ingestPatience is how long a client keeps sending one event before the test fails
+// for want of its 202; a restart of nats-server takes a second or two.
+const ingestPatience = 30 * time.Second
 
 // edgehookBinary builds cmd/edgehook once per test binary and returns its path.
 var edgehookBinary = sync.OnceValues(func() (string, error) {
@@ -69,11 +81,17 @@ type proc struct {
 	out    *syncBuffer
 	exited chan struct{}
 	err    error // after exited
+	// Kept by the test goroutine: the signal the test stopped the process with (0
+	// until it does), whether how it ended has been checked (end) or reported, and
+	// whether its output has been shown with a failure.
+	sig   syscall.Signal
+	ended bool
+	shown bool
 }
 
 // startProc starts bin with args and env (on top of PATH and HOME only) and, unless
-// the caller stops it itself (manual), stops it when the test ends: SIGTERM, then
-// SIGKILL after 15s.
+// the caller stops it itself (manual), ends it when the test ends: SIGTERM, then
+// SIGKILL after 15s, and it must have been running until then and exit 0 (see end).
 func startProc(t *testing.T, name, bin string, manual bool, env map[string]string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, out: &syncBuffer{}, exited: make(chan struct{})}
@@ -90,10 +108,10 @@ func startProc(t *testing.T, name, bin string, manual bool, env map[string]strin
 	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		if !manual {
-			p.stop(t, syscall.SIGTERM)
+			p.end(t, syscall.SIGTERM)
 		}
-		if t.Failed() {
-			t.Logf("output of %s (last 4 KiB):\n%s", name, tail(p.out.String(), 4096))
+		if t.Failed() && !p.shown {
+			t.Logf("output of %s (last 4 KiB):\n%s", name, p.tail())
 		}
 	})
 	return p
@@ -106,6 +124,7 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) {
 		return
 	default:
 	}
+	p.sig = sig
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.exited:
@@ -116,14 +135,67 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) {
 	}
 }
 
+// end stops the process with sig (see stop) and checks how it ended, once: it must
+// not have exited before the test stopped it, and it must exit 0 after SIGTERM and
+// die by the signal after SIGKILL.
+func (p *proc) end(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if p.ended {
+		return
+	}
+	p.ended = true
+	select {
+	case <-p.exited:
+		p.shown = true
+		t.Errorf("%s exited on its own before the test stopped it: %v; its output ends:\n%s", p.name, p.err, p.tail())
+		return
+	default:
+	}
+	p.stop(t, sig)
+	if err := p.exitError(sig); err != nil {
+		p.shown = true
+		t.Errorf("%s: %v; its output ends:\n%s", p.name, err, p.tail())
+	}
+}
+
+// exitError says what is wrong with how the process ended after sig, or nil.
+func (p *proc) exitError(sig syscall.Signal) error {
+	var ws syscall.WaitStatus
+	if p.cmd.ProcessState != nil {
+		ws, _ = p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	}
+	switch {
+	case sig == syscall.SIGKILL:
+		if ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return nil
+		}
+		return fmt.Errorf("ended with %v after SIGKILL, want death by SIGKILL", p.err)
+	case p.err != nil:
+		return fmt.Errorf("ended with %v after %s, want exit status 0", p.err, sig)
+	}
+	return nil
+}
+
 // running fails the test if the process has exited.
 func (p *proc) running(t *testing.T) {
 	t.Helper()
 	select {
 	case <-p.exited:
-		t.Fatalf("%s exited: %v\n%s", p.name, p.err, tail(p.out.String(), 4096))
+		p.ended, p.shown = true, true // reported here
+		t.Fatalf("%s exited: %v\n%s", p.name, p.err, p.tail())
 	default:
 	}
+}
+
+// tail is the end of the process's output (4 KiB), without its debug lines.
+func (p *proc) tail() string {
+	var keep []string
+	for l := range strings.Lines(p.out.String()) {
+		if !strings.Contains(l, `"level":"DEBUG"`) {
+			keep = append(keep, l)
+		}
+	}
+	return tail(strings.Join(keep, ""), 4096)
 }
 
 func tail(s string, n int) string {
@@ -149,6 +221,8 @@ type faultSystem struct {
 	gateway    string // host:port
 	gatewayCmd *proc
 	dlqCmd     *proc
+	procs      []*proc // every edgehook process started, workers included
+	workers    []*proc
 	tenants    []*faultTenant
 }
 
@@ -178,7 +252,7 @@ func newFaultSystem(t *testing.T) *faultSystem {
 	}
 	s.natsConf = s.writeNATSConfig(t.TempDir())
 	s.startNATS()
-	t.Cleanup(func() { s.nats.stop(t, syscall.SIGTERM) }) // after every edgehook process
+	t.Cleanup(func() { s.nats.end(t, syscall.SIGTERM) }) // after every edgehook process
 
 	s.nc, err = nats.Connect("nats://"+s.natsAddr, nats.UserInfo(natsconf.OperatorUser, s.passwords[natsconf.OperatorUser]), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
@@ -240,10 +314,46 @@ func (s *faultSystem) startNATS() {
 	}
 }
 
-// restartNATS stops nats-server gracefully and starts it again on the same store.
+// restartNATS stops nats-server gracefully (it must exit 0) and starts it again on the
+// same store.
 func (s *faultSystem) restartNATS() {
-	s.nats.stop(s.t, syscall.SIGTERM)
+	s.t.Helper()
+	s.nats.end(s.t, syscall.SIGTERM)
+	if s.t.Failed() {
+		s.t.FailNow()
+	}
 	s.startNATS()
+}
+
+// alive fails the test if a process of the scenario has exited without the test
+// stopping it.
+func (s *faultSystem) alive() {
+	s.t.Helper()
+	for _, p := range append([]*proc{s.nats}, s.procs...) {
+		if p.sig != 0 {
+			continue
+		}
+		select {
+		case <-p.exited:
+			p.ended, p.shown = true, true
+			s.t.Fatalf("%s exited on its own during the scenario: %v; its output ends:\n%s", p.name, p.err, p.tail())
+		default:
+		}
+	}
+}
+
+// waitUntil polls cond every 10ms until it holds or limit passes, failing the test
+// meanwhile if a process exits on its own.
+func (s *faultSystem) waitUntil(limit time.Duration, what string, cond func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		s.alive()
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // natsEnv is the environment that makes an edgehook process connect as user.
@@ -259,28 +369,34 @@ func (s *faultSystem) natsEnv(user string) map[string]string {
 	}
 }
 
-// start runs `edgehook <args>` as its NATS user (user is args[0]).
+// start runs `edgehook <args>` as its NATS user (user is args[0]); it is ended with
+// SIGTERM when the test ends.
 func (s *faultSystem) start(user string, extra map[string]string, args ...string) *proc {
 	env := s.natsEnv(user)
 	for k, v := range extra {
 		env[k] = v
 	}
-	return startProc(s.t, "edgehook "+strings.Join(args, " "), s.bin, false, env, args...)
+	p := startProc(s.t, "edgehook "+strings.Join(args, " "), s.bin, false, env, args...)
+	s.procs = append(s.procs, p)
+	return p
 }
 
-// run runs `edgehook <args>` to completion.
-func (s *faultSystem) run(user string, env map[string]string, args ...string) {
+// run runs `edgehook <args>` to completion; it must exit 0.
+func (s *faultSystem) run(user string, env map[string]string, args ...string) string {
 	s.t.Helper()
 	cmd := exec.Command(s.bin, args...)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		s.t.Fatalf("edgehook %s: %v\n%s", strings.Join(args, " "), err, out)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("edgehook %s (as %s): %v\n%s", strings.Join(args, " "), user, err, out)
 	}
+	return string(out)
 }
 
-// startWorker starts a worker process and waits until it is ready.
+// startWorker starts a worker process and waits until it is ready. It logs at debug
+// level, every delivery, so a count that does not add up can be traced.
 func (s *faultSystem) startWorker() *proc {
 	s.t.Helper()
 	metrics := freeAddr(s.t)
@@ -292,8 +408,11 @@ func (s *faultSystem) startWorker() *proc {
 		"EDGEHOOK_ALLOW_PRIVATE_TARGETS": "true",
 		"EDGEHOOK_BREAKER_COOLDOWN":      "1s",
 		"EDGEHOOK_METRICS_ADDR":          metrics,
+		"EDGEHOOK_LOG_LEVEL":             "debug",
 	}, "worker")
+	s.workers = append(s.workers, p)
 	waitHTTP(s.t, "http://"+metrics+"/readyz")
+	s.alive()
 	return p
 }
 
@@ -348,24 +467,39 @@ func (s *faultSystem) addTenant(answer func(n int) (code int, hang time.Duration
 	}
 }
 
+// tenant returns the scenario's tenant with id, or nil.
+func (s *faultSystem) tenant(id string) *faultTenant {
+	for _, tn := range s.tenants {
+		if tn.id == id {
+			return tn
+		}
+	}
+	return nil
+}
+
 // faultEndpoint is a tenant's webhook endpoint: it verifies every request and answers
 // per its policy, recording per webhook-id what it saw and answered.
 type faultEndpoint struct {
 	srv    *httptest.Server
 	secret webhook.Secret
 	answer func(n int) (int, time.Duration)
-	n      atomic.Int64
+	n      atomic.Int64 // verified requests
 
 	mu        sync.Mutex
-	accepted  map[string]int    // webhook-id -> 2xx answers
-	nonces    map[string]string // webhook-id -> nonce of its body
+	accepted  map[string]int         // webhook-id -> 2xx answers
+	okAt      map[string][]time.Time // webhook-id -> when each 2xx answer was given
+	nonces    map[string]string      // webhook-id -> nonce of its body
+	idsOf     map[string][]string    // nonce -> the webhook-ids that carried it
+	codes     map[int]int            // answers given, by status code
+	cutOff    map[string]int         // webhook-id -> requests the worker left before the answer
 	badSigs   int
 	conflicts []string // webhook-ids that came with two different bodies
 	inFlight  atomic.Int64
 }
 
 func newFaultEndpoint(t *testing.T, secret webhook.Secret, answer func(n int) (int, time.Duration)) *faultEndpoint {
-	ep := &faultEndpoint{secret: secret, answer: answer, accepted: map[string]int{}, nonces: map[string]string{}}
+	ep := &faultEndpoint{secret: secret, answer: answer}
+	ep.makeMaps()
 	ep.srv = httptest.NewServer(http.HandlerFunc(ep.serve))
 	t.Cleanup(ep.srv.Close)
 	return ep
@@ -376,6 +510,34 @@ func (ep *faultEndpoint) delivered() int {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	return len(ep.accepted)
+}
+
+// answered returns how many requests the endpoint answered with code.
+func (ep *faultEndpoint) answered(code int) int {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return ep.codes[code]
+}
+
+// makeMaps makes the maps an endpoint built without newFaultEndpoint lacks.
+func (ep *faultEndpoint) makeMaps() {
+	for _, m := range []*map[string]int{&ep.accepted, &ep.cutOff} {
+		if *m == nil {
+			*m = map[string]int{}
+		}
+	}
+	if ep.okAt == nil {
+		ep.okAt = map[string][]time.Time{}
+	}
+	if ep.nonces == nil {
+		ep.nonces = map[string]string{}
+	}
+	if ep.idsOf == nil {
+		ep.idsOf = map[string][]string{}
+	}
+	if ep.codes == nil {
+		ep.codes = map[int]int{}
+	}
 }
 
 func (ep *faultEndpoint) serve(w http.ResponseWriter, r *http.Request) {
@@ -392,32 +554,47 @@ func (ep *faultEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	var ev struct{ Nonce string }
 	_ = json.Unmarshal(body, &ev)
-	code, hang := ep.answer(int(ep.n.Add(1)))
-	if hang > 0 {
-		select {
-		case <-time.After(hang):
-		case <-r.Context().Done():
-			return // the worker gave up: it never sees an answer
-		}
-	}
 	ep.mu.Lock()
+	ep.makeMaps()
 	if prev, ok := ep.nonces[id]; ok && prev != ev.Nonce {
 		ep.conflicts = append(ep.conflicts, id)
 	}
 	ep.nonces[id] = ev.Nonce
+	if !slices.Contains(ep.idsOf[ev.Nonce], id) {
+		ep.idsOf[ev.Nonce] = append(ep.idsOf[ev.Nonce], id)
+	}
+	ep.mu.Unlock()
+	code, hang := ep.answer(int(ep.n.Add(1)))
+	if hang > 0 {
+		select {
+		case <-time.After(hang):
+		case <-r.Context().Done(): // the worker gave up (or died): it never sees an answer
+			ep.mu.Lock()
+			ep.cutOff[id]++
+			ep.mu.Unlock()
+			return
+		}
+	}
+	ep.mu.Lock()
+	ep.codes[code]++
 	if code/100 == 2 {
 		ep.accepted[id]++
+		ep.okAt[id] = append(ep.okAt[id], time.Now())
 	}
 	ep.mu.Unlock()
 	w.WriteHeader(code)
 }
 
-// ingestResult is what clients were told.
+// ingestResult is what clients sent and were told.
 type ingestResult struct {
 	mu       sync.Mutex
+	sent     int               // events the clients set out to send
+	ok       int               // events answered 202 (each once: its client then moves on)
 	accepted map[string]string // event id -> nonce, for every 202
 	tenant   map[string]string // event id -> tenant id
-	refused  int               // requests answered otherwise (retried)
+	failed   []string          // events never answered 202, with the reason
+	refused  int               // requests sent again: answered 503, or not at all
+	again    int               // 202s saying the event had been stored already (an earlier answer was lost)
 }
 
 func newIngestResult() *ingestResult {
@@ -431,41 +608,41 @@ func (r *ingestResult) count() int {
 }
 
 // ingest posts n events for tn from 4 clients, each pausing pace between events. Each
-// event has a nonce and uses it as Idempotency-Key; a client retries a refused request
-// (503 while NATS is down) up to 100 times, 100ms apart, as a careful client does.
+// event has a nonce in its body and uses it as Idempotency-Key, so sending it again is
+// sending the same event: a client sends each event until it is answered 202 (see
+// send). An event that is not fails the scenario (account reports it), and the clients
+// stop sending: the rest are recorded as not sent.
 func (s *faultSystem) ingest(tn *faultTenant, n int, pace time.Duration, res *ingestResult) {
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 10 * time.Second}
+	res.mu.Lock()
+	res.sent += n
+	res.mu.Unlock()
 	for c := range 4 {
 		wg.Go(func() {
 			for i := c; i < n; i += 4 {
 				nonce := fmt.Sprintf("%s-%d-%d", tn.id, time.Now().UnixNano(), i)
-				body := fmt.Sprintf(`{"type":"fault.test","nonce":%q}`, nonce)
-				for try := 0; try < 100; try++ {
-					req, _ := http.NewRequest("POST", "http://"+s.gateway+"/v1/events", strings.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+tn.apiKey)
-					req.Header.Set("Idempotency-Key", nonce)
-					resp, err := client.Do(req)
-					if err == nil {
-						var ack struct{ EventID string }
-						_ = json.NewDecoder(resp.Body).Decode(&ack)
-						resp.Body.Close()
-						if resp.StatusCode == http.StatusAccepted && ack.EventID != "" {
-							res.mu.Lock()
-							if prev, ok := res.accepted[ack.EventID]; ok && prev != nonce {
-								s.t.Errorf("event id %s answered for two nonces", ack.EventID)
-							}
-							res.accepted[ack.EventID] = nonce
-							res.tenant[ack.EventID] = tn.id
-							res.mu.Unlock()
-							break
-						}
-					}
-					res.mu.Lock()
-					res.refused++
-					res.mu.Unlock()
-					time.Sleep(100 * time.Millisecond)
+				res.mu.Lock()
+				stop := len(res.failed) > 0
+				res.mu.Unlock()
+				var id string
+				err := errors.New("not sent: an earlier event was never answered 202")
+				if !stop {
+					id, err = s.send(client, tn, nonce, res)
 				}
+				res.mu.Lock()
+				switch {
+				case err != nil:
+					res.failed = append(res.failed, fmt.Sprintf("event %s of tenant %s: %v", nonce, tn.id, err))
+				default:
+					res.ok++
+					if prev, ok := res.accepted[id]; ok && prev != nonce {
+						res.failed = append(res.failed, fmt.Sprintf("event id %s answered for two events, %s and %s", id, prev, nonce))
+					}
+					res.accepted[id] = nonce
+					res.tenant[id] = tn.id
+				}
+				res.mu.Unlock()
 				time.Sleep(pace)
 			}
 		})
@@ -473,107 +650,499 @@ func (s *faultSystem) ingest(tn *faultTenant, n int, pace time.Duration, res *in
 	wg.Wait()
 }
 
-// figures are what account counted.
-type figures struct {
-	accepted, delivered, dead, requests int
-}
-
-// account waits until every accepted event is delivered (its status says so and its
-// endpoint answered 2xx to its webhook-id) or dead-lettered, and checks the counts:
-// nothing lost, no webhook for an event that was not accepted, and every webhook-id
-// carrying one event's body. It logs and returns the figures.
-func (s *faultSystem) account(name string, res *ingestResult, within time.Duration) figures {
-	s.t.Helper()
-	ctx := context.Background()
-	kv, err := s.js.KeyValue(ctx, natsconf.BucketStatus)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	st := status.NewStore(kv)
-	stream, err := s.js.Stream(ctx, natsconf.StreamDLQ)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	var delivered, dead map[string]bool
-	deadline := time.Now().Add(within)
-	for {
-		delivered, dead = map[string]bool{}, map[string]bool{}
-		if err := dlq.Scan(ctx, stream, dlq.Filter{}, func(d dlq.DeadLetter) error {
-			dead[d.EventID] = true
-			return nil
-		}); err != nil {
-			s.t.Fatal(err)
+// send posts the event with nonce until it is answered 202 and returns its event id.
+// It sends again, 100ms apart and for up to ingestPatience, what was answered 503 (the
+// gateway cannot store events while NATS is down) or not answered at all (connection
+// refused or cut while the gateway restarts its link); any other answer is an error.
+func (s *faultSystem) send(client *http.Client, tn *faultTenant, nonce string, res *ingestResult) (string, error) {
+	body := fmt.Sprintf(`{"type":"fault.test","nonce":%q}`, nonce)
+	deadline := time.Now().Add(ingestPatience)
+	for tries := 1; ; tries++ {
+		req, err := http.NewRequest("POST", "http://"+s.gateway+"/v1/events", strings.NewReader(body))
+		if err != nil {
+			return "", err
 		}
-		pending := 0
-		for id := range res.accepted {
-			if dead[id] {
-				continue
-			}
-			ok := false
-			for _, tn := range s.tenants {
-				tn.ep.mu.Lock()
-				ok = ok || tn.ep.accepted[id] > 0
-				tn.ep.mu.Unlock()
-			}
-			if ok {
-				if rec, err := st.Get(ctx, res.tenant[id], id); err == nil && rec.Status == status.Delivered {
-					delivered[id] = true
-					continue
+		req.Header.Set("Authorization", "Bearer "+tn.apiKey)
+		req.Header.Set(gateway.HeaderIdempotencyKey, nonce)
+		var why string
+		resp, err := client.Do(req)
+		if err != nil {
+			why = err.Error()
+		} else {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusAccepted:
+				var ack struct{ EventID string }
+				if err := json.Unmarshal(b, &ack); err != nil || ack.EventID == "" {
+					return "", fmt.Errorf("202 without an event id: %q", b)
 				}
+				if resp.Header.Get(gateway.HeaderIdempotentReplayed) != "" {
+					res.mu.Lock()
+					res.again++
+					res.mu.Unlock()
+				}
+				return ack.EventID, nil
+			case http.StatusServiceUnavailable:
+				why = fmt.Sprintf("503 %s", b)
+			default:
+				return "", fmt.Errorf("answered %d after %d tries: %s", resp.StatusCode, tries, b)
 			}
-			pending++
-		}
-		if pending == 0 {
-			break
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("%s: %d of %d accepted events neither delivered nor dead-lettered within %s (LOST)", name, pending, len(res.accepted), within)
+			return "", fmt.Errorf("no 202 within %s (%d tries); last: %s", ingestPatience, tries, why)
+		}
+		res.mu.Lock()
+		res.refused++
+		res.mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// expectation is what a scenario's accounting expects: the events of the tenants in
+// dead are dead-lettered (and not replayed since), those of the tenants in replayed
+// were dead-lettered and replayed since, every other event is delivered; replays is
+// how many times each event has been replayed (0 for an event not listed).
+type expectation struct {
+	dead, replayed []*faultTenant
+	replays        map[string]int
+}
+
+// figures are one scenario's counts, as account found them once the system was idle.
+type figures struct {
+	name           string
+	sent, accepted int // events sent; events answered 202
+	delivered      int // events whose webhook-id an endpoint answered 2xx
+	dead           int // events with a dead letter on DLQ
+	replayed       int // of those, replayed since
+	dups           int // 2xx answers beyond one per delivered round, each with its event's webhook-id
+	requests       int // verified requests the endpoints saw
+	cutOff         int // of those, left by the worker before the answer (timeout, kill)
+	retried, again int // ingest requests sent again; 202s for an event stored already
+	took           time.Duration
+}
+
+// faultTable collects the figures of every scenario.
+type faultTable []figures
+
+func (ft *faultTable) add(f figures) { *ft = append(*ft, f) }
+
+// log logs the table.
+func (ft faultTable) log(t *testing.T) {
+	if len(ft) == 0 {
+		return
+	}
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "scenario\tsent\t202\tdelivered\tdead-lettered\treplayed\tduplicates\tendpoint requests\tcut off\tingest retries\tsettled in\t")
+	for _, f := range ft {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", f.name, f.sent, f.accepted, f.delivered, f.dead, f.replayed,
+			f.dups, f.requests, f.cutOff, f.retried, f.took.Round(100*time.Millisecond))
+	}
+	w.Flush()
+	t.Logf("fault scenarios: delivered + dead-lettered - replayed = 202 = sent; duplicates all with their event's webhook-id\n%s", b.String())
+}
+
+// ledger is what the system and the endpoints say about a scenario's events.
+type ledger struct {
+	dead map[string][]dlq.DeadLetter // event id -> its dead letters, oldest first
+	recs map[string]status.Record    // event id -> status record
+	ok   map[string][]time.Time      // webhook-id -> the 2xx answers of the endpoints
+}
+
+// readLedger reads the dead letters of the scenario's tenants from DLQ, every status
+// record, and what the endpoints answered.
+func (s *faultSystem) readLedger(ctx context.Context) (*ledger, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	l := &ledger{dead: map[string][]dlq.DeadLetter{}, recs: map[string]status.Record{}, ok: map[string][]time.Time{}}
+	stream, err := s.js.Stream(ctx, natsconf.StreamDLQ)
+	if err != nil {
+		return nil, err
+	}
+	for _, tn := range s.tenants {
+		if err := dlq.Scan(ctx, stream, dlq.Filter{TenantID: tn.id}, func(d dlq.DeadLetter) error {
+			l.dead[d.EventID] = append(l.dead[d.EventID], d)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	kv, err := s.js.KeyValue(ctx, natsconf.BucketStatus)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.Watch(ctx, "*.*", jetstream.IgnoreDeletes()) // status records, not the attempt log
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		var rec status.Record
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return nil, fmt.Errorf("status record %s: %w", e.Key(), err)
+		}
+		l.recs[rec.EventID] = rec
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("reading status records: %w", ctx.Err())
+	}
+	for _, tn := range s.tenants {
+		tn.ep.mu.Lock()
+		for id, at := range tn.ep.okAt {
+			l.ok[id] = append(l.ok[id], at...)
+		}
+		tn.ep.mu.Unlock()
+	}
+	return l, nil
+}
+
+// deadRounds returns the rounds (0 for the original, k for the k-th replay) in which
+// event id was dead-lettered.
+func (l *ledger) deadRounds(id string) []int {
+	var rounds []int
+	for _, d := range l.dead[id] {
+		if !slices.Contains(rounds, d.Replay) {
+			rounds = append(rounds, d.Replay)
+		}
+	}
+	return rounds
+}
+
+// outstanding reports whether event id's latest dead letter is its latest state (it
+// was not replayed since).
+func (l *ledger) outstanding(id string) bool {
+	dls := l.dead[id]
+	return len(dls) > 0 && dls[len(dls)-1].Replay >= l.recs[id].Replays
+}
+
+// deliveredRounds is how many of event id's rounds (the original and each replay)
+// ended delivered.
+func (l *ledger) deliveredRounds(id string) int {
+	return 1 + l.recs[id].Replays - len(l.deadRounds(id))
+}
+
+// settled reports whether event id has reached its end, and why not: dead-lettered
+// (and marked failed), or delivered (marked so, its endpoint having answered 2xx to
+// its webhook-id once per delivered round at least), after its expected replays.
+func (l *ledger) settled(id string, want expectation) (bool, string) {
+	rec, ok := l.recs[id]
+	switch {
+	case !ok:
+		return false, "no status record"
+	case rec.Replays < want.replays[id]:
+		return false, fmt.Sprintf("status %s after %d replays, want %d", rec.Status, rec.Replays, want.replays[id])
+	case l.outstanding(id):
+		if rec.Status != status.Failed {
+			return false, fmt.Sprintf("dead-lettered, but its status is %s", rec.Status)
+		}
+		return true, ""
+	case rec.Status != status.Delivered:
+		return false, fmt.Sprintf("status %s after %d attempts (last %d %q)", rec.Status, rec.Attempts, rec.LastStatusCode, rec.LastError)
+	case len(l.ok[id]) < l.deliveredRounds(id):
+		return false, fmt.Sprintf("status delivered, but its endpoint answered 2xx %d times for %d delivered rounds", len(l.ok[id]), l.deliveredRounds(id))
+	}
+	return true, ""
+}
+
+// unsettled returns the accepted events that have not settled, each with why.
+func (l *ledger) unsettled(res *ingestResult, want expectation) map[string]string {
+	out := map[string]string{}
+	for id := range res.accepted {
+		if ok, why := l.settled(id, want); !ok {
+			out[id] = why
+		}
+	}
+	return out
+}
+
+// idle returns why the system may still act on its events, or "" when it will not:
+// the workers' and the DLQ processor's consumers have nothing pending or unacked, no
+// parked copy waits on PARKED, EVENTS has taken in every copy that came due, and no
+// endpoint has a request in flight.
+func (s *faultSystem) idle(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, c := range [][2]string{{natsconf.StreamEvents, natsconf.ConsumerDeliver}, {natsconf.StreamDLQ, natsconf.ConsumerDLQ}} {
+		cons, err := s.js.Consumer(ctx, c[0], c[1])
+		if err != nil {
+			return fmt.Sprintf("consumer %s: %v", c[1], err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return fmt.Sprintf("consumer %s: %v", c[1], err)
+		}
+		if info.NumPending > 0 || info.NumAckPending > 0 {
+			return fmt.Sprintf("consumer %s: %d pending, %d unacknowledged", c[1], info.NumPending, info.NumAckPending)
+		}
+	}
+	parked, err := s.js.Stream(ctx, natsconf.StreamParked)
+	if err != nil {
+		return fmt.Sprintf("stream %s: %v", natsconf.StreamParked, err)
+	}
+	pinfo, err := parked.Info(ctx, jetstream.WithSubjectFilter(natsconf.ParkedSubjectPrefix+">"))
+	if err != nil {
+		return fmt.Sprintf("stream %s: %v", natsconf.StreamParked, err)
+	}
+	if n := len(pinfo.State.Subjects); n > 0 {
+		return fmt.Sprintf("%d parked copies wait on %s", n, natsconf.StreamParked)
+	}
+	events, err := s.js.Stream(ctx, natsconf.StreamEvents)
+	if err != nil {
+		return fmt.Sprintf("stream %s: %v", natsconf.StreamEvents, err)
+	}
+	einfo, err := events.Info(ctx)
+	if err != nil {
+		return fmt.Sprintf("stream %s: %v", natsconf.StreamEvents, err)
+	}
+	for _, src := range einfo.Sources {
+		if src.Lag > 0 {
+			return fmt.Sprintf("%s lags %d messages behind its source %s", natsconf.StreamEvents, src.Lag, src.Name)
+		}
+	}
+	for _, tn := range s.tenants {
+		if n := tn.ep.inFlight.Load(); n > 0 {
+			return fmt.Sprintf("%d requests in flight at tenant %s's endpoint", n, tn.id)
+		}
+	}
+	return ""
+}
+
+// eventsOf returns the accepted events of the tenants.
+func eventsOf(res *ingestResult, tenants []*faultTenant) map[string]bool {
+	out := map[string]bool{}
+	for id, tid := range res.tenant {
+		if slices.ContainsFunc(tenants, func(tn *faultTenant) bool { return tn.id == tid }) {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// account waits until the system is idle and every accepted event has settled (see
+// ledger.settled), then counts exactly: every event sent answered 202; delivered +
+// dead-lettered (not replayed since) = the 202s, no event both; the dead-lettered and
+// replayed events exactly those want names; no webhook for an event not answered 202
+// or at another tenant's endpoint, no event under two webhook-ids, every webhook-id
+// carrying its event's body. It returns the figures.
+func (s *faultSystem) account(name string, res *ingestResult, within time.Duration, want expectation) figures {
+	s.t.Helper()
+	start := time.Now()
+	ctx := context.Background()
+	res.mu.Lock()
+	failed, sent, acked, accepted := slices.Clone(res.failed), res.sent, res.ok, len(res.accepted)
+	retried, again := res.refused, res.again
+	res.mu.Unlock()
+	if len(failed) > 0 {
+		s.t.Fatalf("%s: %d of %d events sent were never answered 202:\n%s", name, len(failed), sent, strings.Join(failed[:min(len(failed), 10)], "\n"))
+	}
+	if acked != sent || accepted != acked {
+		s.t.Fatalf("%s: %d events sent, %d answered 202, %d distinct event ids", name, sent, acked, accepted)
+	}
+
+	var l *ledger
+	deadline := start.Add(within)
+	for {
+		s.alive()
+		why := s.idle(ctx)
+		if why == "" {
+			var err error
+			if l, err = s.readLedger(ctx); err != nil {
+				why = err.Error()
+			} else if pending := l.unsettled(res, want); len(pending) > 0 {
+				why = fmt.Sprintf("the system is idle, but %d events have not settled", len(pending))
+			} else if why = s.idle(ctx); why == "" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			l, err := s.readLedger(ctx)
+			if err != nil {
+				s.t.Fatalf("%s: not settled within %s: %s; ledger: %v", name, within, why, err)
+			}
+			pending := l.unsettled(res, want)
+			s.explain(res, l, pending)
+			s.t.Fatalf("%s: not settled within %s: %s; %d of %d accepted events neither delivered nor dead-lettered (LOST or stuck)",
+				name, within, why, len(pending), accepted)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	took := time.Since(start)
 
-	var requests, distinct, badSigs, sent int
+	flagged := map[string]string{}
+	var problems []string
+	bad := func(id, format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		problems = append(problems, msg)
+		if _, ok := flagged[id]; id != "" && !ok {
+			flagged[id] = msg
+		}
+	}
+	f := figures{name: name, sent: sent, accepted: accepted, retried: retried, again: again, took: took}
+
+	// What the endpoints saw.
 	for _, tn := range s.tenants {
-		sent += int(tn.ep.n.Load())
+		f.requests += int(tn.ep.n.Load())
 		tn.ep.mu.Lock()
-		for id, n := range tn.ep.accepted {
-			requests += n
-			distinct++
-			if _, ok := res.accepted[id]; !ok {
-				s.t.Errorf("%s: webhook-id %s delivered but never answered 202", name, id)
+		for id := range tn.ep.accepted {
+			switch tid, ok := res.tenant[id]; {
+			case !ok:
+				bad(id, "webhook-id %s answered 2xx at tenant %s's endpoint, but no event of that id was answered 202", id, tn.id)
+			case tid != tn.id:
+				bad(id, "event %s of tenant %s reached tenant %s's endpoint", id, tid, tn.id)
 			}
 		}
 		for id, nonce := range tn.ep.nonces {
 			if want, ok := res.accepted[id]; ok && want != nonce {
-				s.t.Errorf("%s: webhook-id %s carried nonce %s, accepted as %s", name, id, nonce, want)
+				bad(id, "webhook-id %s carried the body of event %s, accepted as %s", id, nonce, want)
 			}
 		}
-		if len(tn.ep.conflicts) > 0 {
-			s.t.Errorf("%s: webhook-ids with two different bodies: %v", name, tn.ep.conflicts)
+		for nonce, ids := range tn.ep.idsOf {
+			if len(ids) > 1 {
+				bad(ids[0], "event %s reached its endpoint with %d webhook-ids: %v", nonce, len(ids), ids)
+			}
 		}
-		badSigs += tn.ep.badSigs
+		for _, id := range tn.ep.conflicts {
+			bad(id, "webhook-id %s came with two different bodies", id)
+		}
+		if tn.ep.badSigs > 0 {
+			bad("", "%d webhooks failed signature verification at tenant %s's endpoint", tn.ep.badSigs, tn.id)
+		}
+		for _, n := range tn.ep.cutOff {
+			f.cutOff += n
+		}
 		tn.ep.mu.Unlock()
 	}
-	if badSigs > 0 {
-		s.t.Errorf("%s: %d webhooks failed signature verification", name, badSigs)
-	}
-	both := 0
-	for id := range delivered {
-		if dead[id] {
-			both++
+
+	// What DLQ holds.
+	for id, dls := range l.dead {
+		if _, ok := res.accepted[id]; !ok {
+			bad(id, "event %s dead-lettered, but no event of that id was answered 202", id)
+		}
+		if len(l.deadRounds(id)) < len(dls) {
+			bad(id, "event %s dead-lettered %d times in %d rounds", id, len(dls), len(l.deadRounds(id)))
 		}
 	}
-	lost := len(res.accepted) - len(delivered) - len(dead) + both
-	if lost != 0 {
-		s.t.Errorf("%s: %d events lost", name, lost)
+
+	// Every accepted event: delivered or dead-lettered, as expected.
+	wantDead, wantReplayed := eventsOf(res, want.dead), eventsOf(res, want.replayed)
+	dead := 0
+	for id := range res.accepted {
+		rec, dls, ok := l.recs[id], l.dead[id], l.ok[id]
+		out := l.outstanding(id)
+		if len(ok) > 0 {
+			f.delivered++
+		}
+		if len(dls) > 0 {
+			f.dead++
+		}
+		switch {
+		case out:
+			dead++
+			if len(ok) > 0 {
+				bad(id, "event %s both delivered (%d 2xx answers) and dead-lettered, not replayed since", id, len(ok))
+			}
+		case len(dls) > 0:
+			f.replayed++
+		}
+		if len(dls) > 0 && dls[0].Replay == 0 {
+			for _, at := range ok {
+				if at.Before(dls[0].Time) {
+					bad(id, "event %s answered 2xx at %s, before it was dead-lettered at %s", id, at.Format(time.StampMilli), dls[0].Time.Format(time.StampMilli))
+					break
+				}
+			}
+		}
+		if !out {
+			f.dups += len(ok) - l.deliveredRounds(id)
+		}
+		switch {
+		case out && !wantDead[id]:
+			bad(id, "event %s of tenant %s dead-lettered (%s), want it delivered", id, res.tenant[id], dls[len(dls)-1].Reason)
+		case !out && wantDead[id]:
+			bad(id, "event %s of tenant %s delivered, want it dead-lettered", id, res.tenant[id])
+		case !out && len(dls) > 0 && !wantReplayed[id]:
+			bad(id, "event %s of tenant %s dead-lettered and replayed, want it delivered without", id, res.tenant[id])
+		case !out && len(dls) == 0 && wantReplayed[id]:
+			bad(id, "event %s of tenant %s delivered without being dead-lettered, want it dead-lettered and replayed", id, res.tenant[id])
+		}
+		if rec.Replays != want.replays[id] {
+			bad(id, "event %s replayed %d times, want %d", id, rec.Replays, want.replays[id])
+		}
 	}
-	s.t.Logf("%s: accepted (202) %d, delivered %d, dead-lettered %d, lost %d; endpoint requests %d, 2xx answers %d for %d webhook-ids (%d duplicates, all with the same webhook-id); refused ingest requests retried %d",
-		name, len(res.accepted), len(delivered), len(dead), lost, sent, requests, distinct, requests-distinct, res.refused)
-	return figures{accepted: len(res.accepted), delivered: len(delivered), dead: len(dead), requests: sent}
+	if f.delivered+dead != accepted {
+		bad("", "delivered %d + dead-lettered (not replayed since) %d != %d answered 202", f.delivered, dead, accepted)
+	}
+	if len(problems) > 0 {
+		s.explain(res, l, flagged)
+		for _, p := range problems[:min(len(problems), 20)] {
+			s.t.Errorf("%s: %s", name, p)
+		}
+		if len(problems) > 20 {
+			s.t.Errorf("%s: and %d more problems", name, len(problems)-20)
+		}
+	}
+	s.t.Logf("%s: sent %d, answered 202 %d (%d ingest requests sent again, %d of them already stored), delivered %d, dead-lettered %d (%d replayed since), duplicates %d (same webhook-id); endpoint requests %d, %d of them left before the answer; settled in %s",
+		name, f.sent, f.accepted, f.retried, f.again, f.delivered, f.dead, f.replayed, f.dups, f.requests, f.cutOff, took.Round(time.Millisecond))
+	return f
+}
+
+// explain logs what the system says about the events in ids (at most 5): their status
+// and attempt log through the API, their dead letters, what their endpoint saw, and
+// the workers' log lines about them.
+func (s *faultSystem) explain(res *ingestResult, l *ledger, ids map[string]string) {
+	s.t.Helper()
+	keys := slices.Sorted(maps.Keys(ids))
+	for _, id := range keys[:min(len(keys), 5)] {
+		var b strings.Builder
+		fmt.Fprintf(&b, "event %s (tenant %s, nonce %s): %s\n", id, res.tenant[id], res.accepted[id], ids[id])
+		if tn := s.tenant(res.tenant[id]); tn != nil {
+			for _, path := range []string{"/v1/events/" + id, "/v1/events/" + id + "/attempts"} {
+				fmt.Fprintf(&b, "  GET %s: %s\n", path, s.apiGet(tn, path))
+			}
+			tn.ep.mu.Lock()
+			fmt.Fprintf(&b, "  endpoint: %d 2xx answers at %v, %d requests left before the answer\n", tn.ep.accepted[id], tn.ep.okAt[id], tn.ep.cutOff[id])
+			tn.ep.mu.Unlock()
+		}
+		for _, d := range l.dead[id] {
+			fmt.Fprintf(&b, "  dead letter DLQ seq %d at %s: EVENTS seq %d, round %d, %d attempts, %s (last %d %q)\n",
+				d.Seq, d.Time.Format(time.StampMilli), d.StreamSeq, d.Replay, d.Attempts, d.Reason, d.LastStatusCode, d.LastError)
+		}
+		for _, w := range s.workers {
+			n := 0
+			for line := range strings.Lines(w.out.String()) {
+				if strings.Contains(line, id) && n < 40 {
+					fmt.Fprintf(&b, "  %s: %s", w.name, line)
+					n++
+				}
+			}
+		}
+		s.t.Log(b.String())
+	}
+}
+
+// apiGet returns the answer of the gateway to tn's GET path, for a log.
+func (s *faultSystem) apiGet(tn *faultTenant, path string) string {
+	req, _ := http.NewRequest("GET", "http://"+s.gateway+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tn.apiKey)
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
 }
 
 func TestFaults(t *testing.T) {
 	// The scenarios share the binary; each has its own NATS, Vault and processes.
+	var table faultTable
+	defer func() { table.log(t) }()
+
 	t.Run("worker killed with SIGKILL mid-delivery", func(t *testing.T) {
 		s := newFaultSystem(t)
 		slow := func(int) (int, time.Duration) { return 200, 150 * time.Millisecond }
@@ -583,16 +1152,20 @@ func TestFaults(t *testing.T) {
 		s.ingest(b, 150, 0, res)
 		w := s.startWorker()
 		// Kill it while deliveries are in flight and some are done.
-		deadline := time.Now().Add(20 * time.Second)
-		for a.ep.inFlight.Load()+b.ep.inFlight.Load() == 0 || a.ep.delivered()+b.ep.delivered() < 20 {
-			if time.Now().After(deadline) {
-				t.Fatal("no deliveries in flight")
-			}
-			time.Sleep(5 * time.Millisecond)
+		s.waitUntil(20*time.Second, "deliveries in flight, some done", func() bool {
+			return a.ep.inFlight.Load()+b.ep.inFlight.Load() > 0 && a.ep.delivered()+b.ep.delivered() >= 20
+		})
+		w.end(t, syscall.SIGKILL)
+		if n := a.ep.delivered() + b.ep.delivered(); n >= res.count() {
+			t.Fatalf("all %d events were delivered before the kill", n)
 		}
-		w.stop(t, syscall.SIGKILL)
 		s.startWorker()
-		if f := s.account("SIGKILL", res, 60*time.Second); f.requests <= f.accepted {
+		f := s.account("SIGKILL", res, 60*time.Second, expectation{})
+		table.add(f)
+		if f.cutOff == 0 {
+			t.Error("no endpoint saw a request cut off: no delivery was in flight when the worker was killed")
+		}
+		if f.requests <= f.accepted {
 			t.Errorf("%d requests for %d events: the deliveries cut off by the kill were not made again", f.requests, f.accepted)
 		}
 	})
@@ -601,26 +1174,38 @@ func TestFaults(t *testing.T) {
 		s := newFaultSystem(t)
 		ok := func(int) (int, time.Duration) { return 200, 20 * time.Millisecond }
 		a, b := s.addTenant(ok), s.addTenant(ok)
-		w := s.startWorker()
+		s.startWorker()
 		res := newIngestResult()
+		const perTenant = 600
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			var wg sync.WaitGroup
-			wg.Go(func() { s.ingest(a, 600, 5*time.Millisecond, res) })
-			wg.Go(func() { s.ingest(b, 600, 5*time.Millisecond, res) })
+			wg.Go(func() { s.ingest(a, perTenant, 5*time.Millisecond, res) })
+			wg.Go(func() { s.ingest(b, perTenant, 5*time.Millisecond, res) })
 			wg.Wait()
 		}()
-		waitUntil(t, 20*time.Second, "deliveries under way", func() bool {
+		s.waitUntil(20*time.Second, "ingest and deliveries under way", func() bool {
 			return res.count() > 100 && a.ep.delivered() > 10
 		})
+		ingested, delivered := res.count(), a.ep.delivered()+b.ep.delivered()
 		s.restartNATS()
-		<-done
-		w.running(t)
-		s.gatewayCmd.running(t)
-		s.dlqCmd.running(t)
-		s.account("NATS restart", res, 60*time.Second)
-		if res.refused == 0 {
+		// The clients give up on an event after ingestPatience, and then on the rest.
+		s.waitUntil(2*ingestPatience, "the clients done", func() bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		})
+		if ingested >= 2*perTenant || delivered >= 2*perTenant {
+			t.Errorf("at the restart %d events were answered 202 and %d delivered of %d: the restart was not during ingest and delivery", ingested, delivered, 2*perTenant)
+		}
+		s.alive()
+		f := s.account("NATS restart", res, 60*time.Second, expectation{})
+		table.add(f)
+		if f.retried == 0 {
 			t.Error("no ingest request was refused: the restart did not happen during ingest")
 		}
 	})
@@ -647,54 +1232,50 @@ func TestFaults(t *testing.T) {
 		s.ingest(b, 20, 0, res)
 		start.Store(time.Now().UnixNano())
 		s.startWorker()
-		if f := s.account("500 then 200", res, 90*time.Second); f.dead < 20 || f.delivered == 0 {
-			t.Errorf("%d dead-lettered, %d delivered; want at least the 20 events of the endpoint that never recovers dead-lettered", f.dead, f.delivered)
+		// a's endpoint recovers: all its events are delivered; b's never does: exactly
+		// its 20 events are dead-lettered.
+		table.add(s.account("500 then 200", res, 90*time.Second, expectation{dead: []*faultTenant{b}}))
+		if n := a.ep.answered(500); n == 0 {
+			t.Error("the recovering endpoint never answered 500")
 		}
 
 		// The endpoint is fixed; an operator replays its dead letters, as the dlq user.
 		fixed.Store(true)
-		cmd := exec.Command(s.bin, "dlq", "replay", "--tenant", b.id)
-		for k, v := range s.natsEnv("dlq") {
-			cmd.Env = append(cmd.Env, k+"="+v)
+		out := s.run("dlq", s.natsEnv("dlq"), "dlq", "replay", "--tenant", b.id)
+		if !strings.Contains(out, "replayed: 20\n") || !strings.Contains(out, "] 20/20") {
+			t.Fatalf("edgehook dlq replay: want 20 of 20 replayed:\n%s", out)
 		}
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "replayed: 20\n") || !strings.Contains(string(out), "] 20/20") {
-			t.Fatalf("edgehook dlq replay: %v\n%s", err, out)
-		}
-		// A tenant replays one of its delivered events through the API.
+		// A tenant replays one of its delivered events through the API: one its
+		// endpoint answered 2xx once.
+		replays := map[string]int{}
 		var again string
+		a.ep.mu.Lock()
 		for id, tn := range res.tenant {
-			if tn == a.id {
+			switch {
+			case tn == b.id:
+				replays[id] = 1
+			case again == "" && a.ep.accepted[id] == 1:
 				again = id
-				break
 			}
 		}
+		a.ep.mu.Unlock()
+		if again == "" {
+			t.Fatal("every event of the recovering endpoint reached it more than once")
+		}
+		replays[again] = 1
 		req, _ := http.NewRequest("POST", "http://"+s.gateway+"/v1/events/"+again+"/replay", nil)
 		req.Header.Set("Authorization", "Bearer "+a.apiKey)
 		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST replay: %v %v", resp, err)
+		if err != nil {
+			t.Fatalf("POST replay: %v", err)
 		}
 		resp.Body.Close()
-		kv, err := s.js.KeyValue(context.Background(), natsconf.BucketStatus)
-		if err != nil {
-			t.Fatal(err)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST replay: %s", resp.Status)
 		}
-		st := status.NewStore(kv)
-		// (The fixed endpoint may still be parked by the worker's breaker: a replay's
-		// first attempts can be parked ones, so attempts are not checked.)
-		replayed := func(tenantID, id string) bool {
-			rec, err := st.Get(context.Background(), tenantID, id)
-			return err == nil && rec.Status == status.Delivered && rec.Replays == 1
-		}
-		waitUntil(t, 60*time.Second, "the replays delivered", func() bool {
-			for id, tn := range res.tenant {
-				if tn == b.id && !replayed(b.id, id) {
-					return false
-				}
-			}
-			return replayed(a.id, again)
-		})
+		// Every replay delivered: b's events are dead-lettered and replayed, all 220
+		// delivered.
+		table.add(s.account("500 then 200, after replay", res, 60*time.Second, expectation{replayed: []*faultTenant{b}, replays: replays}))
 		b.ep.mu.Lock()
 		for id, tn := range res.tenant {
 			if tn == b.id && b.ep.accepted[id] != 1 {
@@ -723,8 +1304,13 @@ func TestFaults(t *testing.T) {
 		s.ingest(a, 200, 0, res)
 		start.Store(time.Now().UnixNano())
 		s.startWorker()
-		if f := s.account("hanging receiver", res, 90*time.Second); f.requests <= f.accepted {
-			t.Errorf("%d requests for %d events: no attempt timed out", f.requests, f.accepted)
+		f := s.account("hanging receiver", res, 90*time.Second, expectation{})
+		table.add(f)
+		if f.cutOff == 0 {
+			t.Error("the worker gave up on no request: no attempt hung past the HTTP timeout")
+		}
+		if f.requests <= f.accepted {
+			t.Errorf("%d requests for %d events: no attempt was made again", f.requests, f.accepted)
 		}
 	})
 }
