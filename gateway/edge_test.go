@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/natsconf/natsproc"
+	"github.com/edgehook/edgehook/natsconf/natstest"
 	"github.com/edgehook/edgehook/status"
 )
 
@@ -37,16 +37,17 @@ func startEdge(t *testing.T) *edgeEnv {
 	t.Helper()
 	leafPort := natsproc.FreePort(t)
 	users := []natsconf.User{{Name: natsconf.OperatorUser, Password: edgeTestPassword}}
-	hub := embedded(t, natsconf.ServerSpec{
+	hub := natstest.Embedded(t, natsconf.ServerSpec{
 		Name: "hub", Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir(), Domain: natsconf.HubDomain, Users: users,
 		LeafListen: &natsconf.LeafListenSpec{Host: "127.0.0.1", Port: leafPort, Password: "pw-leaf"},
 	})
 	link := natsproc.NewProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(leafPort)))
-	edge := embedded(t, natsconf.ServerSpec{
+	edge := natstest.Embedded(t, natsconf.ServerSpec{
 		Name: natsconf.EdgeDomain("a"), Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir(), Domain: natsconf.EdgeDomain("a"), Users: users,
 		LeafRemote: &natsconf.LeafRemoteSpec{URLs: []string{"nats-leaf://" + link.Addr()}, Password: "pw-leaf"},
 	})
-	hubJS, edgeJS := connectJS(t, hub), connectJS(t, edge)
+	hubJS := natstest.ConnectAs(t, hub, natsconf.OperatorUser, edgeTestPassword)
+	edgeJS := natstest.ConnectAs(t, edge, natsconf.OperatorUser, edgeTestPassword)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topo := natsconf.DefaultTopology()
@@ -113,30 +114,6 @@ func startEdge(t *testing.T) *edgeEnv {
 	})
 	e.eventually(10*time.Second, "identity view loaded", view.Loaded)
 	return e
-}
-
-func embedded(t *testing.T, spec natsconf.ServerSpec) string {
-	t.Helper()
-	s, err := natsconf.StartEmbedded(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
-}
-
-func connectJS(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url, nats.UserInfo(natsconf.OperatorUser, edgeTestPassword), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
 }
 
 // metric returns the value of an unlabelled gauge on /metrics, as text.

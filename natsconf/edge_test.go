@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/natsconf/natsproc"
+	"github.com/edgehook/edgehook/natsconf/natstest"
 )
 
 // edgeMesh is an embedded hub (domain hub) with embedded edges linked to it, each
@@ -26,20 +27,20 @@ func startEdgeMesh(t *testing.T, edges ...string) *edgeMesh {
 	users := []natsconf.User{{Name: natsconf.OperatorUser, Password: "pw-operator"}}
 	leafPort := natsproc.FreePort(t)
 	m := &edgeMesh{edges: map[string]jetstream.JetStream{}}
-	m.hub = operatorJS(t, embeddedSpec(t, natsconf.ServerSpec{
+	m.hub = natstest.ConnectAs(t, natstest.Embedded(t, natsconf.ServerSpec{
 		Name: "hub", Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir(), Domain: natsconf.HubDomain, Users: users,
 		LeafListen: &natsconf.LeafListenSpec{Host: "127.0.0.1", Port: leafPort, Password: "pw-leaf"},
-	}))
+	}), natsconf.OperatorUser, "pw-operator")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := natsconf.Setup(ctx, m.hub, natsconf.DefaultTopology()); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range edges {
-		m.edges[name] = operatorJS(t, embeddedSpec(t, natsconf.ServerSpec{
+		m.edges[name] = natstest.ConnectAs(t, natstest.Embedded(t, natsconf.ServerSpec{
 			Name: natsconf.EdgeDomain(name), Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir(), Domain: natsconf.EdgeDomain(name), Users: users,
 			LeafRemote: &natsconf.LeafRemoteSpec{URLs: []string{"nats-leaf://127.0.0.1:" + strconv.Itoa(leafPort)}, Password: "pw-leaf"},
-		}))
+		}), natsconf.OperatorUser, "pw-operator")
 		m.setupEdge(t, name)
 	}
 	return m
@@ -57,30 +58,6 @@ func (m *edgeMesh) setupEdge(t *testing.T, name string) {
 	natsproc.Eventually(t, 20*time.Second, 100*time.Millisecond, "edge "+name+" set up", func() error {
 		return natsconf.SetupEdge(ctx, hub, m.edges[name], natsconf.DefaultTopology(), name)
 	})
-}
-
-func embeddedSpec(t *testing.T, spec natsconf.ServerSpec) string {
-	t.Helper()
-	s, err := natsconf.StartEmbedded(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
-}
-
-func operatorJS(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url, nats.UserInfo(natsconf.OperatorUser, "pw-operator"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
 }
 
 // eventsOf returns the hub EVENTS message count on tenant's subject.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -69,6 +70,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		}
 		ac.Address = cfg.Address
 		ac.Timeout = cfg.Timeout
+		// The library's pooled transport keeps GOMAXPROCS+1 idle connections per host,
+		// so concurrent readers would keep dialing (and, with TLS, handshaking) Vault.
+		if t, ok := ac.HttpClient.Transport.(*http.Transport); ok {
+			t.MaxIdleConnsPerHost = 64
+		}
 		switch {
 		case cfg.MaxRetries > 0:
 			ac.MaxRetries = cfg.MaxRetries

@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"setup":    {"create or update the JetStream layout (setup nats) or the Vault mount, policies and roles (setup vault)", runSetup},
 		"tenant":   {"manage tenants through the admin API (create, get, update, rotate-secret)", runTenant},
 		"bench":    {"measure ingest, delivery, e2e latency and fairness against this machine's ceilings", runBench},
+		"migrate":  {"import tenants from the legacy DynamoDB tables (migrate dynamodb)", migrateRun},
 		"mesh":     {"run a 3-node hub and edges a and b on loopback as real nats-server processes, with cuttable leaf links", runMesh},
 	}
 }

@@ -66,3 +66,31 @@ func (s *Server) JetStream(t testing.TB) jetstream.JetStream {
 	}
 	return js
 }
+
+// Embedded starts an embedded server running spec (natsconf.StartEmbedded), stopped
+// when the test ends, and returns its client URL.
+func Embedded(t testing.TB, spec natsconf.ServerSpec) string {
+	t.Helper()
+	s, err := natsconf.StartEmbedded(spec)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s.ClientURL()
+}
+
+// ConnectAs opens a connection to url as user with password (closed when the test
+// ends) and returns its JetStream context.
+func ConnectAs(t testing.TB, url, user, password string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.UserInfo(user, password), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatalf("natstest: connect as %s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return js
+}

@@ -108,7 +108,10 @@ func (s *Server) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.http.Shutdown(ctx); err != nil {
-		return err
+		// A connection that never sent a request holds nothing to wait for.
+		if cerr := s.http.Close(); cerr != nil {
+			return cerr
+		}
 	}
 	if err := <-s.served; !errors.Is(err, http.ErrServerClosed) {
 		return err
