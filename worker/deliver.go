@@ -189,7 +189,7 @@ func (w *Worker) run(ctx, workCtx context.Context, b *attemptBuffers, j *job) {
 		switch w.endpoints.report(j.ep, j.origin, r, probe, time.Now()) {
 		case breakerClosed:
 			w.log.Info("endpoint answers again; its parked events come back", "tenant", j.ev.tenant, "endpoint", j.ep)
-			w.unparkInBackground(workCtx, natsconf.ParkedFilter(j.ep), "endpoint answers")
+			w.unparkInBackground(natsconf.ParkedFilter(j.ep), "endpoint answers")
 		case breakerOpen:
 			if probe {
 				w.log.Debug("probe failed; endpoint stays parked", "tenant", j.ev.tenant, "endpoint", j.ep, "error", r.lastError)

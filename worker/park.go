@@ -220,33 +220,40 @@ func (w *Worker) unpark(ctx context.Context, filter string) (int, error) {
 	return n, errors.Join(err, pubErr)
 }
 
-// unparkInBackground runs unpark(filter) detached from the delivery that triggered it,
-// logging the outcome.
-func (w *Worker) unparkInBackground(ctx context.Context, filter, why string) {
-	go func() {
+// unparkInBackground runs unpark(filter) beside the deliveries, until it is done or Run
+// returns, logging the outcome. What it has not brought back by then comes back on its
+// schedule.
+func (w *Worker) unparkInBackground(filter, why string) {
+	w.backgroundMu.Lock()
+	defer w.backgroundMu.Unlock()
+	if w.backgroundCtx == nil || w.backgroundCtx.Err() != nil {
+		return // not running (yet, or any more): they come back on their schedule
+	}
+	w.background.Go(func() {
 		start := time.Now()
-		n, err := w.unpark(ctx, filter)
+		n, err := w.unpark(w.backgroundCtx, filter)
 		if err != nil {
 			w.log.Warn("bringing parked events back stopped; the rest come back on their schedule", "filter", filter, "brought", n, "error", err)
 			return
 		}
 		w.log.Info("parked events brought back", "filter", filter, "count", n, "reason", why, "took", time.Since(start))
-	}()
+	})
 }
 
 // ConfigChanged tells the worker that tenantID's webhook configuration changed (a new
 // target or secret): the breakers of the endpoints where this worker parked the
 // tenant's events are reset and those events come back, so a fixed target is tried at
 // once.
-func (w *Worker) ConfigChanged(ctx context.Context, tenantID string) {
+func (w *Worker) ConfigChanged(tenantID string) {
 	for _, ep := range w.endpoints.tenantParkedAt(tenantID) {
 		w.endpoints.close(ep)
-		w.unparkInBackground(ctx, natsconf.ParkedSubjectPrefix+ep+"."+tenantID+".*", "config changed")
+		w.unparkInBackground(natsconf.ParkedSubjectPrefix+ep+"."+tenantID+".*", "config changed")
 	}
 }
 
 // runProber sends the probes of open breakers as they come due, until ctx ends.
 func (w *Worker) runProber(ctx context.Context) {
+	defer w.background.Wait() // probes sent from here
 	t := time.NewTicker(proberTick)
 	defer t.Stop()
 	for {
@@ -255,7 +262,7 @@ func (w *Worker) runProber(ctx context.Context) {
 			return
 		case now := <-t.C:
 			for _, ep := range w.endpoints.dueProbes(now) {
-				go w.probe(ctx, ep)
+				w.background.Go(func() { w.probe(ctx, ep) })
 			}
 		}
 	}

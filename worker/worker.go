@@ -58,6 +58,11 @@ type Worker struct {
 	mu      sync.Mutex
 	flights map[*flight]struct{}
 	buffers sync.Pool // *attemptBuffers, one per delivery in progress
+	// background runs probes and bring-backs until Run returns; backgroundCtx, set by
+	// Run before anything is delivered, ends them.
+	backgroundMu  sync.Mutex
+	background    sync.WaitGroup
+	backgroundCtx context.Context
 }
 
 // New validates cfg (naming the first bad setting, wrapped in ErrInvalidConfig) and
@@ -184,9 +189,20 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.Warn("drain timeout: in-flight deliveries returned for redelivery", "count", n, "drainTimeout", w.cfg.DrainTimeout)
 		},
 	}
-	proberCtx, stopProber := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopProber()
-	go w.runProber(proberCtx)
+	// Probes and bringing parked events back run beside the deliveries until Run
+	// returns (after the drain), and Run waits for them.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	w.backgroundMu.Lock()
+	w.backgroundCtx = bgCtx
+	w.backgroundMu.Unlock()
+	proberDone := make(chan struct{})
+	go func() { w.runProber(bgCtx); close(proberDone) }()
+	defer func() {
+		w.backgroundMu.Lock()
+		stopBackground() // under the lock: no bring-back starts after this
+		w.backgroundMu.Unlock()
+		<-proberDone
+	}()
 	w.log.Info("worker consuming", "concurrency", w.cfg.Concurrency, "ackWait", cc.AckWait,
 		"maxDeliver", cc.MaxDeliver, "allowPrivateTargets", w.cfg.AllowPrivateTargets)
 	if err := loop.Run(ctx, iter, w.js.Conn().FlushTimeout); err != nil {

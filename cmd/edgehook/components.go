@@ -193,7 +193,7 @@ func (s *stack) startWorker(cfg worker.Config, configs *vault.Cache, reg prometh
 		return nil, usageError{err}
 	}
 	// A changed target or secret resets the breakers of the tenant's parked events.
-	if err := followConfigChanges(nc, configs, log, func(tenantID string) { w.ConfigChanged(ctx, tenantID) }); err != nil {
+	if err := followConfigChanges(nc, configs, log, w.ConfigChanged); err != nil {
 		return nil, fmt.Errorf("follow config changes: %w", err)
 	}
 	s.g.Go(func() error { return w.Run(ctx) })
