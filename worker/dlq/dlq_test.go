@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -249,21 +250,29 @@ func TestReplayRequestsKeepTheWebhookID(t *testing.T) {
 	e.startWorker(t)
 	e.waitStatus(t, tn, id, status.Delivered)
 
-	// The gateway's replay request, twice (a client retrying): one replay.
-	nc := e.srv.Connect(t)
-	request := func() {
+	// The gateway's replay request, twice (a client retrying): one replay. The gateway
+	// names the request by the state it replays (the status record's revision).
+	_, rev, err := e.status.Entry(context.Background(), tn, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := func() *jetstream.PubAck {
 		m := nats.NewMsg(natsconf.ReplaySubject(tn))
 		m.Header.Set(natsconf.HeaderTenant, tn)
 		m.Header.Set(natsconf.HeaderEventID, id)
-		if err := nc.PublishMsg(m); err != nil {
+		m.Header.Set(jetstream.MsgIDHeader, "replay:"+tn+":"+id+":"+strconv.FormatUint(rev, 10))
+		ack, err := e.js.PublishMsg(context.Background(), m)
+		if err != nil {
 			t.Fatal(err)
 		}
+		return ack
 	}
 	request()
-	request()
-	waitFor(t, 10*time.Second, "both requests handled", func() bool {
-		return counter(t, reg, "edgehook_replays_total", "replayed")+counter(t, reg, "edgehook_replays_total", "duplicate")+
-			counter(t, reg, "edgehook_replays_total", "rejected") == 2
+	if ack := request(); !ack.Duplicate {
+		t.Errorf("the repeated request was stored again (seq %d), want it taken for a duplicate", ack.Sequence)
+	}
+	waitFor(t, 10*time.Second, "the request handled", func() bool {
+		return counter(t, reg, "edgehook_replays_total", "replayed") == 1
 	})
 	rec := e.waitStatus(t, tn, id, status.Delivered)
 	if rec.Replays != 1 || rec.Attempts != 1 || rec.TotalAttempts != 2 {
