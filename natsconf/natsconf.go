@@ -87,10 +87,11 @@ const (
 	// from; a copy whose event has moved on since (its status names a later message)
 	// is stale and dropped.
 	HeaderParkedFrom = "Edgehook-Parked-From"
-	// HeaderParkedAttempts is the attempts a parked event had made when it was parked;
-	// it counts on from there when the worker brings it back early. (The parked copy's
-	// HeaderAttempts is MaxDeliver-1: when the schedule fires, the budget has run out
-	// and one last attempt is left.)
+	// HeaderParkedAttempts is, on the parked copy of an event whose endpoint is parked,
+	// the attempts it had made when it was parked; it counts on from there when the
+	// worker brings it back early. (That copy's HeaderAttempts is MaxDeliver-1 and it is
+	// scheduled for the event's last attempt: when the schedule fires, one attempt is
+	// left.)
 	HeaderParkedAttempts = "Edgehook-Parked-Attempts"
 	// HeaderDue is when a parked copy is scheduled to come back (unix nanoseconds).
 	HeaderDue = "Edgehook-Due"
@@ -98,7 +99,7 @@ const (
 	// (the endpoint key): it is attempted although the endpoint is parked.
 	HeaderProbe = "Edgehook-Probe"
 	// HeaderScheduler is set by the server on a message its scheduler published: a
-	// parked copy whose budget ran out.
+	// parked copy that came due.
 	HeaderScheduler = "Nats-Scheduler"
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -276,10 +277,11 @@ func (w *Worker) finish(ctx context.Context, j *job, r result) {
 		Replays:        ev.replay,
 	}
 	var (
-		outcome string
-		settle  func(jetstream.Msg) error
-		due     time.Time // of the next attempt, when it waits as a parked copy
-		delay   time.Duration
+		outcome   string
+		settle    func(jetstream.Msg) error
+		due       time.Time // of the next attempt, when it waits as a parked copy
+		untilLast bool      // that attempt is its last (see parkCopy)
+		delay     time.Duration
 	)
 	switch {
 	case r.delivered():
@@ -311,8 +313,15 @@ func (w *Worker) finish(ctx context.Context, j *job, r result) {
 		case r.refused:
 			outcome = outcomeRefused
 		}
-		// A failed probe goes back to parking with the rest (its copy is no probe).
-		if r.parked || ev.probe != "" || delay > w.cfg.MaxNakDelay {
+		// An event of a parked endpoint, and a failed probe (its copy is no probe), waits
+		// for the endpoint's recovery or its last attempt, whichever comes first: one
+		// schedule, not one per retry, so a parked backlog does not pass through the
+		// consumer again at every retry (see parkCopy).
+		switch {
+		case r.parked || ev.probe != "":
+			untilLast = true
+			due = time.Now().Add(jitter(natsconf.RemainingBudget(w.cfg.RetrySchedule, w.cfg.MaxDeliver, ev.attempt), rand.Float64()))
+		case delay > w.cfg.MaxNakDelay:
 			due = time.Now().Add(delay)
 		}
 		settle = func(m jetstream.Msg) error { return m.NakWithDelay(delay) }
@@ -332,7 +341,7 @@ func (w *Worker) finish(ctx context.Context, j *job, r result) {
 	}
 	if !due.IsZero() {
 		// The copy is written before the message is acked: nothing is lost between.
-		if err := w.parkCopy(ctx, j.msg, ev, j.ep, due); err != nil {
+		if err := w.parkCopy(ctx, j.msg, ev, j.ep, due, untilLast); err != nil {
 			w.log.Warn("parked copy not written; the event waits in the consumer instead", "tenant", ev.tenant, "event", ev.id, "error", err)
 		} else {
 			settle = jetstream.Msg.Ack

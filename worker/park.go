@@ -40,7 +40,12 @@ func parkedOutHeader(k string) bool {
 
 // parkCopy writes the parked copy of msg, event ev of endpoint ep, due at due (rounded
 // up to the second, the schedule's precision, so it never comes back early).
-func (w *Worker) parkCopy(ctx context.Context, msg jetstream.Msg, ev *event, ep string, due time.Time) error {
+//
+// With untilLast, due is the event's last attempt (its endpoint is parked): the copy
+// carries MaxDeliver-1 attempts, so when the schedule fires its attempt is the last,
+// and the attempts really spent in HeaderParkedAttempts, which bringBack restores when
+// the endpoint recovers first.
+func (w *Worker) parkCopy(ctx context.Context, msg jetstream.Msg, ev *event, ep string, due time.Time, untilLast bool) error {
 	if t := due.Truncate(time.Second); t.Before(due) {
 		due = t.Add(time.Second)
 	}
@@ -51,6 +56,11 @@ func (w *Worker) parkCopy(ctx context.Context, msg jetstream.Msg, ev *event, ep 
 		}
 	}
 	m.Header.Set(natsconf.HeaderAttempts, strconv.Itoa(ev.attempt))
+	m.Header.Del(natsconf.HeaderParkedAttempts)
+	if untilLast {
+		m.Header.Set(natsconf.HeaderAttempts, strconv.Itoa(max(w.cfg.MaxDeliver-1, ev.attempt)))
+		m.Header.Set(natsconf.HeaderParkedAttempts, strconv.Itoa(ev.attempt))
+	}
 	m.Header.Set(natsconf.HeaderParkedFrom, strconv.FormatUint(ev.seq, 10))
 	m.Header.Set(natsconf.HeaderDue, strconv.FormatInt(due.UnixNano(), 10))
 	m.Data = msg.Data()
@@ -120,6 +130,11 @@ func (w *Worker) bringBack(ctx context.Context, m *jetstream.RawStreamMsg, probe
 		if !parkedOutHeader(k) {
 			out.Header[k] = v
 		}
+	}
+	// Back before its last attempt was due: it counts on from the attempts spent.
+	if spent := m.Header.Get(natsconf.HeaderParkedAttempts); spent != "" {
+		out.Header.Set(natsconf.HeaderAttempts, spent)
+		out.Header.Del(natsconf.HeaderParkedAttempts)
 	}
 	if probe != "" {
 		out.Header.Set(natsconf.HeaderProbe, probe)
@@ -199,10 +214,8 @@ func (w *Worker) unpark(ctx context.Context, filter string) (int, error) {
 		}
 		pending = pending[:0]
 	}
+	// No stale check here: dispatch drops an event brought back from a stale copy.
 	err := w.eachParked(ctx, filter, func(m *jetstream.RawStreamMsg) bool {
-		if w.stale(ctx, copyEvent(m)) {
-			return true
-		}
 		f, err := w.bringBack(ctx, m, "")
 		if err != nil {
 			pubErr = err
