@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Scenario names.
@@ -32,7 +33,8 @@ const (
 	// ScenarioE2E is ingest-accepted to receiver-verified latency.
 	ScenarioE2E = "e2e"
 	// ScenarioFairness is the other tenants' delivery throughput while one tenant's
-	// endpoint hangs, against a baseline without it.
+	// endpoint hangs, and while another's is dead with Parked events parked, each
+	// against a baseline without it (see fairness.go and parked.go).
 	ScenarioFairness = "fairness"
 	// ScenarioEdge is ingest at an edge gateway and the hub sourcing it, against the
 	// single-server ingest (see edge.go).
@@ -58,6 +60,9 @@ const (
 	DefaultPayloadBytes = 512
 	DefaultTenants      = 4
 	DefaultDrainTimeout = 30 * time.Second
+	// ParkedPerSecond is how many events the fairness scenario parks at a dead
+	// endpoint per second of Duration by default: 1,000,000 at DefaultDuration.
+	ParkedPerSecond = 100_000
 	// MaxCeilingDuration caps the default ceiling measurement.
 	MaxCeilingDuration = 3 * time.Second
 )
@@ -168,6 +173,11 @@ type Config struct {
 	// Backlog is the number of events the deliver scenario queues before it measures
 	// (default 20,000 per second of Duration, at least 10,000).
 	Backlog int
+	// Parked is the number of events the fairness scenario parks at a dead endpoint
+	// before it measures the other tenants next to it (default ParkedPerSecond per
+	// second of Duration, at least 10,000: 1,000,000 at the default 10s; -1 leaves that
+	// phase out).
+	Parked int
 	// DrainTimeout bounds the wait, after a load, for accepted events to reach the
 	// receiver; the wait also ends after 5s without progress (default 30s).
 	DrainTimeout time.Duration
@@ -204,6 +214,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
+	if c.Parked == 0 {
+		c.Parked = max(10_000, int(ParkedPerSecond*c.Duration.Seconds()))
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -221,6 +234,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: Tenants must be 1..1000, got %d", ErrInvalidConfig, c.Tenants)
 	case c.Backlog < 1:
 		return c, fmt.Errorf("%w: Backlog must be positive, got %d", ErrInvalidConfig, c.Backlog)
+	case c.Parked < -1:
+		return c, fmt.Errorf("%w: Parked must be positive, or -1 for no parked phase, got %d", ErrInvalidConfig, c.Parked)
 	case c.DrainTimeout < 0:
 		return c, fmt.Errorf("%w: DrainTimeout must be positive, got %s", ErrInvalidConfig, c.DrainTimeout)
 	}
@@ -242,6 +257,12 @@ type Target struct {
 	// (the local operator user of `edgehook up` can).
 	NATSURL     string
 	NATSOptions []nats.Option
+	// NATSMonitorURL is the NATS server's HTTP monitoring (http://host:port), for its
+	// memory and storage in the fairness scenario's parked phase ("": not reported).
+	NATSMonitorURL string
+	// WorkerMetrics gathers the worker's metrics (nil: not reported), for the retry
+	// lateness of the fairness scenario's parked phase.
+	WorkerMetrics prometheus.Gatherer
 	// Shared marks a system the bench does not own: before each scenario it waits for
 	// the earlier scenario's events to drain, and it suspends the tenants it created.
 	Shared bool

@@ -20,6 +20,7 @@ func shortConfig() bench.Config {
 		Connections:     8,
 		Tenants:         2,
 		Backlog:         5000,
+		Parked:          2000,
 		DrainTimeout:    20 * time.Second,
 	}
 }
@@ -96,9 +97,9 @@ func TestEveryScenarioRunsAgainstARealSystem(t *testing.T) {
 		t.Errorf("e2e@1000 for %s verified %d events, want every one of %d", cfg.Duration, got, want)
 	}
 	// Ingest runs without a worker (as at an edge node); the fairness scenario starts a
-	// fresh system for its baseline and for its hanging phase.
+	// fresh system for its baseline, its hanging phase and its parked phase.
 	needs := calls.all()
-	wantWorker := []bool{false, false, true, true, true, true, true}
+	wantWorker := []bool{false, false, true, true, true, true, true, true}
 	if len(needs) != len(wantWorker) {
 		t.Fatalf("%d systems launched, want %d", len(needs), len(wantWorker))
 	}
@@ -115,7 +116,28 @@ func TestEveryScenarioRunsAgainstARealSystem(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"ceiling: jetstream publish", "ceiling: receiver direct", "fairness with a hanging tenant"} {
+	// The fairness scenario parked its backlog at the dead endpoint, measured the others
+	// next to it, and sampled the consumer's pending count below its bound.
+	f := results[5].FairnessFigures
+	switch {
+	case f == nil:
+		t.Fatal("fairness: no fairness figures")
+	case f.Parked != cfg.Parked || f.ParkedEvents != int64(cfg.Parked) || f.ParkS <= 0 || f.ParkPerS <= 0:
+		t.Errorf("fairness: parked %d of %d in %vs (%v/s)", f.ParkedEvents, f.Parked, f.ParkS, f.ParkPerS)
+	case f.ParkedThroughputPerS <= 0 || f.ParkedRatio <= 0 || f.ParkedP99Ms <= 0:
+		t.Errorf("fairness: implausible figures next to the parked backlog: %+v", *f)
+	case f.MaxAckPending != 20000 || f.ParkingAckPendingMax <= 0 || f.ParkingAckPendingMax >= f.MaxAckPending:
+		t.Errorf("fairness: NumAckPending while parking %d, bound %d", f.ParkingAckPendingMax, f.MaxAckPending)
+	case f.RSSMB <= 0 || f.JetStreamStoreMB <= 0 || f.ParkedStreamMsgs == 0:
+		t.Errorf("fairness: no memory or storage figures: %+v", *f)
+	case f.ParkingLatenessN+f.LatenessN == 0 || (f.ParkingLatenessP99Ms == nil && f.LatenessP99Ms == nil):
+		t.Errorf("fairness: the worker's retry lateness was not read: %+v", *f)
+	}
+	if line := lines[5]; !strings.Contains(line, `"parked_ratio":`) || !strings.Contains(line, `"parking_ack_pending_max":`) {
+		t.Errorf("fairness: JSON line lacks the parked figures: %s", line)
+	}
+
+	for _, want := range []string{"ceiling: jetstream publish", "ceiling: receiver direct", "fairness with a hanging tenant", "fairness with a dead endpoint", "park 2000 at a dead endpoint"} {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("no progress line for %q in:\n%s", want, progress.String())
 		}
@@ -125,7 +147,7 @@ func TestEveryScenarioRunsAgainstARealSystem(t *testing.T) {
 	if err := bench.WriteTable(&table, results); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"scenario", "throughput/s", "ceiling/s", "p99.9 ms", "ingest", "deliver", "e2e", "fairness", "ceiling = "} {
+	for _, want := range []string{"scenario", "throughput/s", "ceiling/s", "p99.9 ms", "ingest", "deliver", "e2e", "fairness", "ceiling = ", "dead endpoint (connection refused): 2000 events parked", "retry lateness"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -194,6 +216,7 @@ func TestNewRejectsSettingsThatCannotWork(t *testing.T) {
 		{bench.Config{Tenants: -2}, "Tenants"},
 		{bench.Config{Backlog: -1}, "Backlog"},
 		{bench.Config{CeilingDuration: -time.Second}, "CeilingDuration"},
+		{bench.Config{Parked: -2}, "Parked"},
 	} {
 		if _, err := bench.New(tc.cfg, launch); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v) = %v, want an error naming %s", tc.cfg, err, tc.want)
@@ -207,7 +230,7 @@ func TestNewRejectsSettingsThatCannotWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := b.Config()
-	if c.Duration != bench.DefaultDuration || c.CeilingDuration != bench.MaxCeilingDuration || c.PayloadBytes != 512 || c.Backlog != 200_000 {
+	if c.Duration != bench.DefaultDuration || c.CeilingDuration != bench.MaxCeilingDuration || c.PayloadBytes != 512 || c.Backlog != 200_000 || c.Parked != 1_000_000 {
 		t.Errorf("defaults: %+v", c)
 	}
 }

@@ -16,31 +16,72 @@ import (
 
 const latencyFairness = "the well-behaved tenants' events, sent (intended time) to verified, while the hanging tenant's deliveries hang"
 
-// fairness measures how much one tenant whose endpoint hangs takes from the others:
-// Tenants well-behaved tenants share c.Rate and deliver to the receiver, first alone
-// (the baseline), then, on a fresh system, next to one more tenant sending its equal
-// share to an endpoint that never answers while the window lasts. The result is the
-// well-behaved tenants' webhooks verified within the window, as a ratio to the
-// baseline.
+// fairness measures how much one misbehaving tenant takes from the others: Tenants
+// well-behaved tenants share c.Rate and deliver to the receiver, first alone (the
+// baseline), then, each on a fresh system, next to one more tenant sending its equal
+// share to an endpoint that never answers while the window lasts (the hanging phase),
+// and next to one whose endpoint is dead (refuses connections) and holds Parked
+// parked events (the parked phase, see parked.go). The result's common fields are the
+// hanging phase's: the well-behaved tenants' webhooks verified within the window, as
+// a ratio to the baseline. The parked phase's figures, and the consumer's pending
+// count in both phases, are its FairnessFigures.
 func (b *Bench) fairness(ctx context.Context, c Case) (Result, error) {
-	base, err := b.fairnessPhase(ctx, c, false)
+	base, err := b.fairnessPhase(ctx, c, neighbourNone)
 	if err != nil {
 		return Result{}, fmt.Errorf("baseline: %w", err)
 	}
-	with, err := b.fairnessPhase(ctx, c, true)
+	with, err := b.fairnessPhase(ctx, c, neighbourHanging)
 	if err != nil {
 		return Result{}, fmt.Errorf("with a hanging tenant: %w", err)
 	}
+	baseRate := float64(base.inWindow) / base.window.Seconds()
 	var r Result
-	r.setThroughput(with.inWindow, with.window, float64(base.inWindow)/base.window.Seconds(), ceilingBaseline)
+	r.setThroughput(with.inWindow, with.window, baseRate, ceilingBaseline)
 	r.setCPU(with.cpu)
 	r.Errors = base.errors + with.errors
-	r.FirstError = base.firstErr
-	if r.FirstError == "" {
-		r.FirstError = with.firstErr
-	}
+	r.FirstError = firstOf(base.firstErr, with.firstErr)
 	r.setLatency(latencyFairness, with.lat)
+	f := &FairnessFigures{
+		MaxAckPending:         with.maxAckPending,
+		BaselineAckPendingMax: base.pending.window.maxAck,
+		HangingAckPendingMax:  with.pending.window.maxAck,
+		BaselineNumPendingMax: base.pending.window.maxPending,
+		HangingNumPendingMax:  with.pending.window.maxPending,
+		Parked:                b.cfg.Parked,
+	}
+	if b.cfg.Parked > 0 {
+		dead, err := b.fairnessPhase(ctx, c, neighbourDead)
+		if err != nil {
+			return Result{}, fmt.Errorf("with a dead endpoint holding %d parked events: %w", b.cfg.Parked, err)
+		}
+		f.setParked(dead, baseRate)
+		r.Errors += dead.errors
+		r.FirstError = firstOf(r.FirstError, dead.firstErr)
+	}
+	r.FairnessFigures = f
 	return r, nil
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// neighbour is who shares the system with the well-behaved tenants in a phase.
+type neighbour int
+
+const (
+	neighbourNone    neighbour = iota // the baseline
+	neighbourHanging                  // a tenant whose endpoint never answers
+	neighbourDead                     // a tenant whose endpoint refuses connections, with Parked events parked
+)
+
+var phaseLabels = map[neighbour]string{
+	neighbourNone:    "fairness baseline",
+	neighbourHanging: "fairness with a hanging tenant",
+	neighbourDead:    "fairness with a dead endpoint",
 }
 
 // phase is what one fairness phase measured.
@@ -51,9 +92,14 @@ type phase struct {
 	errors   int64
 	firstErr string
 	lat      *Latencies
+	// The deliver consumer's bound, and its pending counts while parking (dead
+	// endpoint only) and in the window.
+	maxAckPending int
+	pending       struct{ parking, window pendingMax }
+	parked        *parkedFigures // the dead endpoint's phase only
 }
 
-func (b *Bench) fairnessPhase(ctx context.Context, c Case, hanging bool) (phase, error) {
+func (b *Bench) fairnessPhase(ctx context.Context, c Case, who neighbour) (phase, error) {
 	s, release, err := b.open(ctx, Needs{Worker: true})
 	if err != nil {
 		return phase{}, err
@@ -76,8 +122,18 @@ func (b *Bench) fairnessPhase(ctx context.Context, c Case, hanging bool) (phase,
 	}
 	wellBehaved := len(senders)
 	rate := c.Rate
-	var hang *hangServer
-	if hanging {
+	sampler, err := startPendingSampler(ctx, s)
+	if err != nil {
+		return phase{}, err
+	}
+	defer sampler.stop()
+	p := phase{maxAckPending: sampler.maxAckPending}
+	var (
+		hang *hangServer
+		dead *deadEndpoint
+	)
+	switch who {
+	case neighbourHanging:
 		if hang, err = startHang(); err != nil {
 			return phase{}, err
 		}
@@ -88,6 +144,15 @@ func (b *Bench) fairnessPhase(ctx context.Context, c Case, hanging bool) (phase,
 		}
 		senders = append(senders, &ingestPost{auth: "Bearer " + t.APIKey, body: body, onAccepted: hang.accepted})
 		rate += c.Rate / b.cfg.Tenants // the hanging tenant's equal share
+	case neighbourDead:
+		if dead, err = b.parkAtDeadEndpoint(ctx, s, sampler); err != nil {
+			return phase{}, err
+		}
+		defer dead.close()
+		p.parked = &dead.figures
+		p.pending.parking = sampler.take()
+		senders = append(senders, &ingestPost{auth: "Bearer " + dead.tenant.APIKey, body: body, onAccepted: dead.accepted})
+		rate += c.Rate / b.cfg.Tenants // the dead tenant's equal share, parked as it comes
 	}
 	stopFollow, err := followReceived(ctx, s.js, subjects, m)
 	if err != nil {
@@ -108,30 +173,55 @@ func (b *Bench) fairnessPhase(ctx context.Context, c Case, hanging bool) (phase,
 	}
 	time.Sleep(200 * time.Millisecond) // let the warm-up's events pass
 
-	label := "fairness baseline"
-	if hanging {
-		label = "fairness with a hanging tenant"
-	}
+	label := phaseLabels[who]
 	stop := progressOf(b.cfg.Progress, label+" (verified)", &verified.events, &cnt.errors)
+	sampler.take()
+	var lateness0 histogram
+	if dead != nil {
+		lateness0 = dead.lateness(s)
+	}
 	cpu0, start := processCPU(), time.Now()
 	m.window(start, start.Add(b.cfg.Duration))
 	load.run(ctx, NewPacer(start, rate, b.cfg.Duration), func() requester { return &roundRobin{senders: senders} }, &cnt)
 	window, cpu := time.Since(start), processCPU()-cpu0
+	p.pending.window = sampler.take()
+	if dead != nil {
+		dead.atBacklog(ctx, s, lateness0)
+	}
 	if hang != nil {
 		hang.release() // from now on it answers 410, which ends those events' deliveries
 	}
-	drain(ctx, m, b.cfg.DrainTimeout)
+	within := b.cfg.DrainTimeout
+	busy := func() bool { return false }
+	if dead != nil {
+		// The parked copies' next retries may have come back as a wave the others wait
+		// behind; it takes about as long as parking them did. Wait for it.
+		within += dead.figures.park
+		busy = func() bool { ci := sampler.latest(); return ci != nil && ci.NumPending > 0 }
+	}
+	drainWhile(ctx, m, within, busy)
 	stop()
 	stopFollow()
 	if hang != nil && s.Shared {
 		hang.linger(ctx, b.cfg.DrainTimeout)
 	}
+	if dead != nil && s.Shared {
+		dead.revive(ctx, s, b.cfg.DrainTimeout)
+	}
 
 	lost := m.outstanding()
 	_, inWindow, lat := m.results()
-	p := phase{inWindow: inWindow, window: window, cpu: cpu, errors: cnt.errors.Load() + int64(lost), firstErr: cnt.firstError(), lat: lat}
+	p.inWindow, p.window, p.cpu, p.lat = inWindow, window, cpu, lat
+	p.errors, p.firstErr = cnt.errors.Load()+int64(lost), cnt.firstError()
 	if lost > 0 && p.firstErr == "" {
-		p.firstErr = fmt.Sprintf("%d accepted events of well-behaved tenants not verified within %s", lost, b.cfg.DrainTimeout)
+		p.firstErr = fmt.Sprintf("%d accepted events of well-behaved tenants not verified within %s", lost, within.Round(time.Second))
+	}
+	if dead != nil {
+		p.errors += dead.notParked
+		p.firstErr = firstOf(p.firstErr, dead.firstErr)
+	}
+	if p.firstErr != "" {
+		p.firstErr = label + ": " + p.firstErr
 	}
 	return p, nil
 }
@@ -202,10 +292,16 @@ func (h *hangServer) release() { h.once.Do(func() { close(h.released) }) }
 // been answered once, no request came for stallTimeout, or within passed, so a shared
 // system is not left retrying them against a closed port.
 func (h *hangServer) linger(ctx context.Context, within time.Duration) {
+	lingerFor(ctx, within, &h.answered, &h.acceptedN)
+}
+
+// lingerFor waits until answered reaches accepted, answered did not move for
+// stallTimeout, within passed or ctx ended.
+func lingerFor(ctx context.Context, within time.Duration, answered, accepted *atomic.Int64) {
 	deadline := time.Now().Add(within)
 	last, lastChange := int64(-1), time.Now()
-	for ctx.Err() == nil && time.Now().Before(deadline) && h.answered.Load() < h.acceptedN.Load() {
-		if n := h.answered.Load(); n != last {
+	for ctx.Err() == nil && time.Now().Before(deadline) && answered.Load() < accepted.Load() {
+		if n := answered.Load(); n != last {
 			last, lastChange = n, time.Now()
 		} else if time.Since(lastChange) > stallTimeout {
 			return

@@ -101,9 +101,10 @@ func launcher(t *testing.T) (bench.Launcher, *launches) {
 			return bench.Target{}, nil, err
 		}
 		run("receiver", rc.Run)
+		workerReg := prometheus.NewRegistry()
 		if needs.Worker {
 			w, err := worker.New(worker.Config{AllowPrivateTargets: true, DrainTimeout: time.Second},
-				worker.Deps{JS: js, Configs: cache, Logger: log, Registerer: prometheus.NewRegistry()})
+				worker.Deps{JS: js, Configs: cache, Logger: log, Registerer: workerReg})
 			if err != nil {
 				release()
 				return bench.Target{}, nil, err
@@ -118,12 +119,16 @@ func launcher(t *testing.T) (bench.Launcher, *launches) {
 			release()
 			return bench.Target{}, nil, errors.New("receiver or identity view not ready")
 		}
-		return bench.Target{
+		target := bench.Target{
 			APIURL:      "http://" + gwLn.Addr().String(),
 			AdminToken:  testAdminToken,
 			ReceiverURL: "http://" + rc.Addr(),
 			NATSURL:     ns.URL,
-		}, release, nil
+		}
+		if needs.Worker {
+			target.WorkerMetrics = workerReg
+		}
+		return target, release, nil
 	}, calls
 }
 

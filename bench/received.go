@@ -116,13 +116,19 @@ func followReceived(ctx context.Context, js jetstream.JetStream, subjects []stri
 // drain waits until every accepted event was verified, no event was verified for
 // stallTimeout, within passed, or ctx ended.
 func drain(ctx context.Context, m *matcher, within time.Duration) {
+	drainWhile(ctx, m, within, func() bool { return false })
+}
+
+// drainWhile is drain where no verification for stallTimeout ends the wait only while
+// busy reports false (the system has nothing else queued before those events).
+func drainWhile(ctx context.Context, m *matcher, within time.Duration, busy func() bool) {
 	deadline := time.Now().Add(within)
 	last, lastChange := int64(-1), time.Now()
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		if m.outstanding() == 0 {
 			return
 		}
-		if n, _, _ := m.results(); n != last {
+		if n, _, _ := m.results(); n != last || busy() {
 			last, lastChange = n, time.Now()
 		} else if time.Since(lastChange) > stallTimeout {
 			return

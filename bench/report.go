@@ -58,6 +58,9 @@ type Result struct {
 	// EdgeFigures are the edge scenario's own figures (nil, and absent from the JSON,
 	// for the others).
 	*EdgeFigures
+	// FairnessFigures are the fairness scenario's own figures (nil, and absent from
+	// the JSON, for the others).
+	*FairnessFigures
 }
 
 // setLatency fills the percentile fields from l.
@@ -110,6 +113,13 @@ func applyTarget(r *Result) {
 		desc, met = ">= 10,000/s and ratio >= 0.5 (of the receiver's ceiling)", r.ThroughputPerS >= 10_000 && r.Ratio >= 0.5
 	case r.Scenario == ScenarioE2E && r.RatePerS == StandardE2ERate:
 		desc, met = "p99 <= 50 ms at 2,000/s", r.P99Ms <= 50 && r.Errors == 0
+	case r.Scenario == ScenarioFairness && r.FairnessFigures != nil:
+		desc = "ratio >= 0.9 next to a hanging endpoint"
+		if r.Parked > 0 {
+			desc += " and parked_ratio >= 0.9 next to a dead one holding the parked backlog"
+		}
+		desc += ", NumAckPending below max_ack_pending throughout"
+		met = r.FairnessFigures.met(r.Ratio) && r.Errors == 0
 	default:
 		return
 	}
@@ -164,6 +174,9 @@ func WriteTable(w io.Writer, results []Result) error {
 		}
 		if r.EdgeFigures != nil {
 			notes.WriteString(r.EdgeFigures.note())
+		}
+		if r.FairnessFigures != nil {
+			notes.WriteString(r.FairnessFigures.note())
 		}
 	}
 	notes.WriteString("\n")

@@ -32,16 +32,18 @@ type benchOptions struct {
 	payload         int
 	tenants         int
 	backlog         int
+	parked          int
 	drainTimeout    time.Duration
 	json            bool
 	cpuProfile      string
 	logLevel        string
 
 	// A running system; without apiURL the bench starts its own per scenario.
-	apiURL      string
-	adminToken  string
-	receiverURL string
-	nats        natsOptions
+	apiURL         string
+	adminToken     string
+	receiverURL    string
+	natsMonitorURL string
+	nats           natsOptions
 
 	// The self-started system takes `up`'s delivery settings.
 	topo   topologyOptions
@@ -61,6 +63,10 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	s.Int(&o.payload, "payload", "EDGEHOOK_BENCH_PAYLOAD", bench.DefaultPayloadBytes, "event body size in bytes")
 	s.Int(&o.tenants, "tenants", "EDGEHOOK_BENCH_TENANTS", bench.DefaultTenants, "well-behaved tenants in the fairness scenario")
 	s.Int(&o.backlog, "backlog", "EDGEHOOK_BENCH_BACKLOG", 0, "events queued before the deliver scenario measures (default 20,000 per second of duration)")
+	s.Int(&o.parked, "parked", "EDGEHOOK_BENCH_PARKED", 0,
+		"events the fairness scenario parks at a dead endpoint before it measures the other tenants next to them "+
+			"(default 100,000 per second of duration: 1,000,000 at 10s; -1: no parked phase); "+
+			"against --api-url they are sent to a sink afterwards, so keep it small there")
 	s.Duration(&o.drainTimeout, "verify-timeout", "EDGEHOOK_BENCH_VERIFY_TIMEOUT", bench.DefaultDrainTimeout, "longest wait after a load for accepted events to be verified")
 	s.Bool(&o.json, "json", "EDGEHOOK_BENCH_JSON", false, "print one JSON object per scenario, one per line, instead of the table")
 	s.String(&o.cpuProfile, "cpuprofile", "EDGEHOOK_BENCH_CPUPROFILE", "", "write a CPU profile of the whole run (bench and self-started system) to this file")
@@ -68,6 +74,7 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	s.String(&o.apiURL, "api-url", "EDGEHOOK_API_URL", "", "gateway of a running system (with its admin API); empty: start one in-process per scenario")
 	s.Secret(&o.adminToken, "admin-token", "EDGEHOOK_ADMIN_TOKEN", "admin API token of the running system")
 	s.String(&o.receiverURL, "receiver-url", "EDGEHOOK_RECEIVER_URL", "", "receiver of the running system, e.g. http://127.0.0.1:8090")
+	s.String(&o.natsMonitorURL, "nats-monitor-url", "EDGEHOOK_BENCH_NATS_MONITOR_URL", "", "HTTP monitoring of the running system's NATS server (its /varz memory is reported), e.g. http://127.0.0.1:8222")
 	o.nats.register(s)
 	o.topo.Topology = natsconf.DefaultTopology() // settings not registered as flags keep their defaults
 	o.topo.register(s)
@@ -117,6 +124,7 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 		PayloadBytes:    o.payload,
 		Tenants:         o.tenants,
 		Backlog:         o.backlog,
+		Parked:          o.parked,
 		DrainTimeout:    o.drainTimeout,
 		Progress:        env.stderr,
 		Logger:          benchLog,
@@ -163,11 +171,12 @@ func (o benchOptions) target() (bench.Target, error) {
 		opts = append(opts, nats.UserInfo(o.nats.user, o.nats.password))
 	}
 	return bench.Target{
-		APIURL:      strings.TrimRight(o.apiURL, "/"),
-		AdminToken:  o.adminToken,
-		ReceiverURL: strings.TrimRight(o.receiverURL, "/"),
-		NATSURL:     o.nats.url,
-		NATSOptions: opts,
+		APIURL:         strings.TrimRight(o.apiURL, "/"),
+		AdminToken:     o.adminToken,
+		ReceiverURL:    strings.TrimRight(o.receiverURL, "/"),
+		NATSURL:        o.nats.url,
+		NATSOptions:    opts,
+		NATSMonitorURL: strings.TrimRight(o.natsMonitorURL, "/"),
 	}, nil
 }
 
@@ -211,6 +220,7 @@ func (o benchOptions) localLauncher(log *slog.Logger) (bench.Launcher, error) {
 		if err != nil {
 			return fail(err)
 		}
+		spec.MonitorPort = -1 // a random port: the fairness scenario reports the server's varz
 		ns, err := natsconf.StartEmbedded(spec)
 		if err != nil {
 			return fail(err)
@@ -264,13 +274,20 @@ func (o benchOptions) localLauncher(log *slog.Logger) (bench.Launcher, error) {
 		if !waitListening(st.ctx, gw.httpAddr) || !waitListening(st.ctx, receiverAddr) {
 			return fail(errors.New("self-started gateway or receiver not listening after 10s"))
 		}
-		return bench.Target{
+		t := bench.Target{
 			APIURL:      "http://" + gw.httpAddr,
 			AdminToken:  token,
 			ReceiverURL: "http://" + receiverAddr,
 			NATSURL:     ns.ClientURL(),
 			NATSOptions: []nats.Option{nats.UserInfo(natsconf.OperatorUser, no.passwords[natsconf.OperatorUser])},
-		}, release, nil
+		}
+		if addr := ns.MonitorAddr(); addr != nil {
+			t.NATSMonitorURL = "http://" + addr.String()
+		}
+		if needs.Worker {
+			t.WorkerMetrics = wkReg
+		}
+		return t, release, nil
 	}, nil
 }
 

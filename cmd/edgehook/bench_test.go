@@ -13,7 +13,7 @@ func TestBenchSelfStartedPrintsOneJSONLinePerScenario(t *testing.T) {
 	stdout, stderr, err := runArgs(t, nil, "bench",
 		"--scenario", "ingest,deliver,e2e@500,fairness@200,edge",
 		"--duration", "500ms", "--ceiling-duration", "300ms",
-		"--connections", "8", "--tenants", "2", "--backlog", "5000", "--json")
+		"--connections", "8", "--tenants", "2", "--backlog", "5000", "--parked", "2000", "--json")
 	if err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr)
 	}
