@@ -393,17 +393,29 @@ func counterValue(t testing.TB, reg prometheus.Gatherer, name, label, value stri
 // gaugeValue reads the gauge name from reg.
 func gaugeValue(t testing.TB, reg prometheus.Gatherer, name string) float64 {
 	t.Helper()
+	return onlyMetric(t, reg, name).GetGauge().GetValue()
+}
+
+// histogramCount returns the sample count of the unlabelled histogram name.
+func histogramCount(t testing.TB, reg prometheus.Gatherer, name string) uint64 {
+	t.Helper()
+	return onlyMetric(t, reg, name).GetHistogram().GetSampleCount()
+}
+
+// onlyMetric returns the one metric of the unlabelled family name in reg.
+func onlyMetric(t testing.TB, reg prometheus.Gatherer, name string) *dto.Metric {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
+			return mf.GetMetric()[0]
 		}
 	}
-	t.Fatalf("gauge %s not found", name)
-	return 0
+	t.Fatalf("metric %s not found", name)
+	return nil
 }
 
 func matchLabel(m *dto.Metric, label, value string) bool {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
@@ -158,22 +157,6 @@ func TestParkedEventsComeBackWhenTheEndpointAnswers(t *testing.T) {
 	if got := counterValue(t, r.reg, "edgehook_events_unparked_total", "", ""); got < events-1 {
 		t.Errorf("edgehook_events_unparked_total = %v, want the parked events brought back", got)
 	}
-}
-
-// histogramCount returns the sample count of an unlabelled histogram.
-func histogramCount(t testing.TB, reg prometheus.Gatherer, name string) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	t.Fatalf("no histogram %s", name)
-	return 0
 }
 
 // TestTwoReturnsOfOneParkedCopyDeliverOnce: a parked copy brought back early while its
