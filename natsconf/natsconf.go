@@ -179,12 +179,13 @@ func DefaultRetrySchedule() []time.Duration {
 	}
 }
 
-// DefaultMaxAckPending is the default bound of unsettled events. The workers of a
-// deployment hold at most their concurrency in flight plus their tenants' waiting
-// queues (10,000 each by default); retries that are not parked wait here until their
-// endpoint is parked (after BreakerThreshold failures) or recovers. 20,000 leaves room
-// for both at a few workers; see the README's sizing note.
-const DefaultMaxAckPending = 20000
+// DefaultMaxAckPending is the default bound of unsettled events. Measured (the
+// fairness bench and TestParkingDeadEndpointDoesNotStallOthers): parked events never
+// count; one worker holds at most its tenants' waiting queues (MaxWaiting, 10,000),
+// its concurrency in flight and its pull buffer (256 each), about 10,500 in a recovery
+// burst, plus retries due within a minute. 50,000 leaves that room for up to four
+// workers; size it as workers × (MaxWaiting + 2 × concurrency) + 10,000 (README).
+const DefaultMaxAckPending = 50000
 
 // AckWaitMargin is added to the HTTP timeout to get the consumer's AckWait.
 const AckWaitMargin = 10 * time.Second
