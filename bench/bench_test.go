@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/edgehook/edgehook/natsconf"
 	"strings"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func TestEveryScenarioRunsAgainstARealSystem(t *testing.T) {
 		t.Errorf("fairness: parked %d of %d in %vs (%v/s)", f.ParkedEvents, f.Parked, f.ParkS, f.ParkPerS)
 	case f.ParkedThroughputPerS <= 0 || f.ParkedRatio <= 0 || f.ParkedP99Ms <= 0:
 		t.Errorf("fairness: implausible figures next to the parked backlog: %+v", *f)
-	case f.MaxAckPending != 20000 || f.ParkingAckPendingMax <= 0 || f.ParkingAckPendingMax >= f.MaxAckPending:
+	case f.MaxAckPending != natsconf.DefaultMaxAckPending || f.ParkingAckPendingMax <= 0 || f.ParkingAckPendingMax >= f.MaxAckPending:
 		t.Errorf("fairness: NumAckPending while parking %d, bound %d", f.ParkingAckPendingMax, f.MaxAckPending)
 	case f.RSSMB <= 0 || f.JetStreamStoreMB <= 0 || f.ParkedStreamMsgs == 0:
 		t.Errorf("fairness: no memory or storage figures: %+v", *f)
