@@ -117,8 +117,10 @@ func (w *Worker) dispatch(ctx, workCtx context.Context, b *attemptBuffers, msg j
 	}
 	if ev.fired && !ev.due.IsZero() {
 		w.metrics.lateness.Observe(max(time.Since(ev.due), 0).Seconds())
-	} else if due, ok := w.lateness.take(ev.id, ev.attempt); ok {
-		w.metrics.lateness.Observe(max(time.Since(due), 0).Seconds())
+	} else if ev.delivered > 1 { // a nak'd retry: the same message redelivered
+		if due, ok := w.lateness.take(ev.id, ev.attempt); ok {
+			w.metrics.lateness.Observe(max(time.Since(due), 0).Seconds())
+		}
 	}
 	if w.stale(ctx, &ev) {
 		w.metrics.staleCopies.Inc()
