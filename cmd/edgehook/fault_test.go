@@ -420,6 +420,21 @@ func (s *faultSystem) startWorker() *proc {
 // Vault) whose endpoint answers as answer says.
 func (s *faultSystem) addTenant(answer func(n int) (code int, hang time.Duration)) *faultTenant {
 	s.t.Helper()
+	var tn *faultTenant
+	id, key, secret := s.provisionTenant(func(secret webhook.Secret) string {
+		tn = &faultTenant{ep: newFaultEndpoint(s.t, secret, answer)}
+		return tn.ep.srv.URL + "/hook"
+	})
+	tn.id, tn.apiKey, tn.secret = id, key, secret
+	s.tenants = append(s.tenants, tn)
+	return tn
+}
+
+// provisionTenant creates a tenant as the admin API would: an identity record with a
+// new API key, and a webhook config in Vault with a new secret and the target that
+// target returns for it. It returns once the gateway knows the key.
+func (s *faultSystem) provisionTenant(target func(webhook.Secret) string) (id, key string, secret webhook.Secret) {
+	s.t.Helper()
 	ctx := context.Background()
 	id, err := identity.NewTenantID()
 	if err != nil {
@@ -436,19 +451,16 @@ func (s *faultSystem) addTenant(answer func(n int) (code int, hang time.Duration
 	if err := identity.NewStore(kv).Create(ctx, identity.Tenant{TenantID: id, Status: identity.StatusActive, Plan: "pro", CreatedAt: time.Now().UTC()}, hash); err != nil {
 		s.t.Fatal(err)
 	}
-	secret, err := webhook.NewSecret()
-	if err != nil {
+	if secret, err = webhook.NewSecret(); err != nil {
 		s.t.Fatal(err)
 	}
-	tn := &faultTenant{id: id, apiKey: key, secret: secret, ep: newFaultEndpoint(s.t, secret, answer)}
 	admin, err := vault.NewClient(s.vault.ClientConfig(s.vault.Token(s.t, vault.RoleAdmin, 0)))
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	if err := admin.PutWebhookConfig(ctx, vault.WebhookConfig{TenantID: id, TargetURL: tn.ep.srv.URL + "/hook", Secret: secret, LastUpdated: time.Now().UTC()}); err != nil {
+	if err := admin.PutWebhookConfig(ctx, vault.WebhookConfig{TenantID: id, TargetURL: target(secret), Secret: secret, LastUpdated: time.Now().UTC()}); err != nil {
 		s.t.Fatal(err)
 	}
-	s.tenants = append(s.tenants, tn)
 	// The gateway's identity view follows the bucket; wait until it knows the key.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -457,7 +469,7 @@ func (s *faultSystem) addTenant(answer func(n int) (code int, hang time.Duration
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return tn
+				return id, key, secret
 			}
 		}
 		if time.Now().After(deadline) {

@@ -26,10 +26,8 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/edgehook/edgehook/gateway"
-	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
-	"github.com/edgehook/edgehook/vault"
 	"github.com/edgehook/edgehook/webhook"
 	"github.com/edgehook/edgehook/worker/dlq"
 )
@@ -349,46 +347,11 @@ type parkingTenant struct {
 // key, webhook config in Vault), whose webhooks go to target and are verified by ep.
 func parkingAddTenant(s *faultSystem, ep *parkingEndpoint, target string) *parkingTenant {
 	s.t.Helper()
-	ctx := context.Background()
-	id, err := identity.NewTenantID()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	key, hash, err := identity.NewAPIKey()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	kv, err := s.js.KeyValue(ctx, natsconf.BucketIdentity)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := identity.NewStore(kv).Create(ctx, identity.Tenant{TenantID: id, Status: identity.StatusActive, Plan: "pro", CreatedAt: time.Now().UTC()}, hash); err != nil {
-		s.t.Fatal(err)
-	}
-	secret, err := webhook.NewSecret()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	ep.secret = secret
-	tn := &parkingTenant{id: id, apiKey: key, ep: ep}
-	admin, err := vault.NewClient(s.vault.ClientConfig(s.vault.Token(s.t, vault.RoleAdmin, 0)))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := admin.PutWebhookConfig(ctx, vault.WebhookConfig{TenantID: id, TargetURL: target, Secret: secret, LastUpdated: time.Now().UTC()}); err != nil {
-		s.t.Fatal(err)
-	}
-	parkingWait(s.t, 10*time.Second, "the gateway knows the new tenant's key", func() bool {
-		req, _ := http.NewRequest("GET", "http://"+s.gateway+"/v1/tenant", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+	id, key, _ := s.provisionTenant(func(secret webhook.Secret) string {
+		ep.secret = secret
+		return target
 	})
-	return tn
+	return &parkingTenant{id: id, apiKey: key, ep: ep}
 }
 
 // parkingIngest posts events through the gateway and remembers what was accepted.
