@@ -243,6 +243,9 @@ func TestClientRunSpacesLoginAfterFailedRequestLogin(t *testing.T) {
 	c := newClient(t, cfg)
 	runClient(t, c)
 	eventually(t, 10*time.Second, "first login", c.Ready)
+	// Past Run's one-second pause after starting to renew: from now on it reacts to the
+	// revocation at once.
+	time.Sleep(1100 * time.Millisecond)
 
 	env.DestroySecretID(t, mount, vault.RoleWorker, oldSecretID)
 	env.RevokeAccessor(t, c.TokenAccessor())
