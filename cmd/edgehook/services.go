@@ -86,7 +86,8 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return st.abort(err)
 	}
-	st.g.Go(func() error { return serveOps(st.ctx, metricsAddr, reg, ready) })
+	why := func() string { return st.notReadyReason("") }
+	st.g.Go(func() error { return serveOps(st.ctx, metricsAddr, reg, ready, why) })
 	log.Info("worker started", "concurrency", cfg.Concurrency, "metrics", metricsAddr)
 	return st.wait()
 }
