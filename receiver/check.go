@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"strconv"
@@ -77,10 +78,9 @@ func validID(id []byte) bool {
 	return true
 }
 
-// wellFormedSignatures reports whether h is at most maxSignatures space-separated
-// "<version>,<value>" entries, within maxSignatureLen, at least one of them "v1," and
-// the base64 of an HMAC-SHA256. Other versions are allowed beside it (and ignored by
-// verification).
+// wellFormedSignatures reports whether h, within maxSignatureLen and maxSignatures
+// space-separated entries, holds at least one "v1,<base64 of an HMAC-SHA256>". Other
+// entries are skipped, as verification skips them (other versions, or malformed).
 func wellFormedSignatures(h []byte) bool {
 	if len(h) > maxSignatureLen {
 		return false
@@ -101,27 +101,13 @@ func wellFormedSignatures(h []byte) bool {
 		if entries++; entries > maxSignatures {
 			return false
 		}
-		comma := -1
-		for j, c := range entry {
-			if c == ',' {
-				comma = j
-				break
-			}
-		}
-		if comma <= 0 || comma == len(entry)-1 {
-			return false
-		}
-		if string(entry[:comma]) != "v1" {
+		value, ok := bytes.CutPrefix(entry, []byte("v1,"))
+		if !ok || len(value) != v1SigLen {
 			continue
 		}
-		value := entry[comma+1:]
-		if len(value) != v1SigLen {
-			return false
+		if n, err := base64.StdEncoding.Decode(buf[:], value); err == nil && n == sha256.Size {
+			v1 = true
 		}
-		if n, err := base64.StdEncoding.Decode(buf[:], value); err != nil || n != sha256.Size {
-			return false
-		}
-		v1 = true
 	}
 	return v1
 }

@@ -54,7 +54,7 @@ func TestFreeChecksComeBeforeTheConfigLookup(t *testing.T) {
 		{"signature of the wrong length", with(func(d *delivery) { d.signature = "v1," + v1[:40] }), 401, badSignature, "unauthorized"},
 		{"signature not base64", with(func(d *delivery) { d.signature = "v1," + strings.Repeat("*", 44) }), 401, badSignature, "unauthorized"},
 		{"only other versions", with(func(d *delivery) { d.signature = "v1a," + v1 }), 401, badSignature, "unauthorized"},
-		{"empty entry value", with(func(d *delivery) { d.signature = "v1, v1," + v1 }), 401, badSignature, "unauthorized"},
+		{"only malformed entries", with(func(d *delivery) { d.signature = "v1, v1,x " + v1 + " v1," + v1 + "=" }), 401, badSignature, "unauthorized"},
 		{"too many signatures", with(func(d *delivery) { d.signature = strings.Repeat("v1,"+v1+" ", 9) }), 401, badSignature, "unauthorized"},
 		{"malformed tenant id", with(func(d *delivery) { d.tenant = "acme.corp" }), 401, badSignature, "unauthorized"},
 		{"tenant id too long", with(func(d *delivery) { d.tenant = strings.Repeat("a", 65) }), 401, badSignature, "unauthorized"},
@@ -72,9 +72,9 @@ func TestFreeChecksComeBeforeTheConfigLookup(t *testing.T) {
 	}
 
 	// The same webhook, well formed, is verified: the checks above refuse only what
-	// they should. A second v1 signature and another version beside it are fine.
+	// they should. Another version and a malformed entry beside it are skipped.
 	d := good()
-	d.signature += " v1a," + base64.StdEncoding.EncodeToString(make([]byte, 64))
+	d.signature += " v1a," + base64.StdEncoding.EncodeToString(make([]byte, 64)) + " junk"
 	if res := e.send(t, d); res.status != http.StatusNoContent {
 		t.Fatalf("well-formed webhook: %d %s, want 204", res.status, res.body)
 	}
