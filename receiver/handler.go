@@ -200,13 +200,15 @@ func (s *Server) secrets(tenantID string, now time.Time) (secrets []webhook.Secr
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ConfigTimeout)
 	defer cancel()
 	cfg, err := s.configs.WebhookConfigLimited(ctx, tenantID, s.allowRead)
+	known = true
 	switch {
 	case errors.Is(err, vault.ErrNotFound):
-		return s.decoy, false, nil
+		// The decoy takes the same steps as a real configuration from here on.
+		cfg, known = s.decoy, false
 	case err != nil:
 		return nil, false, err
 	}
-	return cfg.ActiveSecrets(now), true, nil
+	return cfg.ActiveSecrets(now), known, nil
 }
 
 // loggable returns tenantID if it is well-formed, so a malformed one from the URL

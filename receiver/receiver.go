@@ -186,10 +186,10 @@ type Server struct {
 	logs    *sampler
 	metrics *metrics
 	errs    errorBodies
-	// decoy is a random secret no sender knows: webhooks for unknown tenants are
+	// decoy is a configuration whose one secret no sender knows: webhooks for unknown tenants are
 	// verified against it, so they take the same path and get the same answer as a
 	// wrong signature for a real tenant.
-	decoy []webhook.Secret
+	decoy vault.WebhookConfig
 	msgs  sync.Pool // *outMsg
 	// verifiers holds *verifierCache: Signers kept between webhooks.
 	verifiers sync.Pool
@@ -242,7 +242,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		logs:    newSampler(cfg.RejectLogInterval, logKinds),
 		metrics: m,
 		errs:    newErrorBodies(cfg.MaxBodyBytes),
-		decoy:   []webhook.Secret{decoy},
+		decoy:   vault.WebhookConfig{Secret: decoy},
 	}
 	s.allowRead = func() bool { return s.reads.allow(time.Now()) }
 	s.msgs.New = newOutMsg
