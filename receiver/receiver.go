@@ -175,8 +175,8 @@ type Server struct {
 	cfg     Config
 	js      jetstream.JetStream
 	configs *vault.Cache
-	// allowRead is reads.allow, made once: the limit on config reads for tenants the
-	// cache does not hold.
+	// reads limits config reads for tenants the cache does not hold; allowRead takes
+	// one of its tokens (made once, as the cache's allow function).
 	reads     *tokenBucket
 	allowRead func() bool
 	ready     func() bool // extra readiness condition; nil means none
@@ -186,9 +186,9 @@ type Server struct {
 	logs    *sampler
 	metrics *metrics
 	errs    errorBodies
-	// decoy is a configuration whose one secret no sender knows: webhooks for unknown tenants are
-	// verified against it, so they take the same path and get the same answer as a
-	// wrong signature for a real tenant.
+	// decoy is a configuration whose one secret no sender knows: webhooks for unknown
+	// tenants are verified against it, so they take the same path and get the same
+	// answer as a wrong signature for a real tenant.
 	decoy vault.WebhookConfig
 	msgs  sync.Pool // *outMsg
 	// verifiers holds *verifierCache: Signers kept between webhooks.
