@@ -46,20 +46,20 @@ func TestNewRefusesADuplicateWindowUnderTwiceTolerance(t *testing.T) {
 // duplicate window is exactly twice the tolerance: the replay is answered 204 but not
 // stored again, and one a moment after the tolerance is refused as too old.
 func TestReplayWithinToleranceIsStoredOnce(t *testing.T) {
-	const tolerance = time.Second
+	const tolerance = 2 * time.Second
 	e := startWith(t, receiver.Config{Tolerance: tolerance, DuplicateWindow: 2 * tolerance}, setup{
 		topology: func(tp *natsconf.Topology) { tp.ReceivedDuplicateWindow = 2 * tolerance },
 	})
 	secret := newSecret(t)
 	e.tenant("acme", secret)
 
-	ts := time.Now().Truncate(time.Second).Add(3 * time.Second)
+	ts := time.Now().Truncate(time.Second).Add(tolerance + time.Second)
 	d := signed("acme", "msg_replayed", ts, []byte(`{"once":true}`), secret)
 	sleepUntil(ts.Add(-tolerance))
 	if res := e.send(t, d); res.status != http.StatusNoContent {
 		t.Fatalf("first delivery, %s before its timestamp: %d %s, want 204", tolerance, res.status, res.body)
 	}
-	sleepUntil(ts.Add(tolerance - 300*time.Millisecond))
+	sleepUntil(ts.Add(tolerance - 600*time.Millisecond))
 	if res := e.send(t, d); res.status != http.StatusNoContent {
 		t.Fatalf("replay, just under %s after its timestamp: %d %s, want 204 (a duplicate)", tolerance, res.status, res.body)
 	}
@@ -71,9 +71,9 @@ func TestReplayWithinToleranceIsStoredOnce(t *testing.T) {
 	}
 	// Past the tolerance, to the nanosecond rather than the second, the replay is
 	// refused: the duplicate window may no longer hold its id.
-	sleepUntil(ts.Add(tolerance + 100*time.Millisecond))
+	sleepUntil(ts.Add(tolerance + 200*time.Millisecond))
 	if res := e.send(t, d); res.status != http.StatusUnauthorized || res.body != errorBody("invalid_timestamp", "webhook-timestamp is too old") {
-		t.Errorf("replay %s after its timestamp: %d %s, want 401 invalid_timestamp", tolerance+100*time.Millisecond, res.status, res.body)
+		t.Errorf("replay %s after its timestamp: %d %s, want 401 invalid_timestamp", tolerance+200*time.Millisecond, res.status, res.body)
 	}
 	if n := e.receivedCount(t); n != 1 {
 		t.Errorf("RECEIVED holds %d messages, want 1", n)
