@@ -60,6 +60,8 @@ var (
 	errControlChar        = newAPIError(400, CodeInvalidJSON, "request body is not valid JSON: a string holds an unescaped control character")
 	errBadType            = badRequest(`field "type" must be a string of at most 256 bytes without control characters`)
 	errBadIdempotencyKey  = badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+	errDuplicateType      = badRequest(`field "type" appears more than once`)
+	errTypeNotUTF8        = badRequest(`field "type" is not valid UTF-8 (invalid bytes, or an escaped UTF-16 surrogate without its pair)`)
 	errTenantConfigViaAPI = newAPIError(404, CodeNotFound, "webhook configuration is not managed by this gateway; change it through the admin API (PATCH /v1/tenants/{id})")
 )
 
