@@ -36,6 +36,15 @@ type apiError struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Details lists the faults of the items of a batch, each by its index.
+	Details []errorDetail `json:"details,omitempty"`
+}
+
+// errorDetail is one fault of a batch item: the index of the item (0-based) and what
+// is wrong with it.
+type errorDetail struct {
+	Index   int    `json:"index"`
+	Message string `json:"message"`
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
