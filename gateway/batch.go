@@ -369,14 +369,17 @@ func (s *Server) publishAtomic(ctx context.Context, t identity.Tenant, items []b
 // atomic batch. Should this fail part way, sending the same batch again stores no
 // event twice: the keyed ones dedupe and the unkeyed ones were not stored yet.
 func (s *Server) publishReplayed(ctx context.Context, t identity.Tenant, items []batchItem, now time.Time) error {
-	futures := make([]jetstream.PubAckFuture, len(items))
 	ingest := strconv.FormatInt(now.UnixNano(), 10)
-	var unkeyed []batchItem
+	var unkeyed, keyed []int
 	for i, it := range items {
 		if it.msgID == "" {
-			unkeyed = append(unkeyed, it)
-			continue
+			unkeyed = append(unkeyed, i)
+		} else {
+			keyed = append(keyed, i)
 		}
+	}
+	err := publishChunked(len(keyed), func(n int) (jetstream.PubAckFuture, error) {
+		it := items[keyed[n]]
 		m := &nats.Msg{Subject: s.subjectPrefix + t.TenantID, Header: nats.Header{
 			natsconf.HeaderEventID:    {it.eventID},
 			natsconf.HeaderTenant:     {t.TenantID},
@@ -386,23 +389,62 @@ func (s *Server) publishReplayed(ctx context.Context, t identity.Tenant, items [
 		}}
 		// An async publish may be re-sent after the handler returns: own the body.
 		m.Data = bytes.Clone(it.body)
-		f, err := s.pub.PublishMsgAsync(m)
+		return s.pub.PublishMsgAsync(m)
+	}, func(n int, ack *jetstream.PubAck, err error) error {
 		if err != nil {
-			return fmt.Errorf("event %d of the batch: %w", i, err)
+			return fmt.Errorf("event %d of the batch: %w", keyed[n], err)
 		}
-		futures[i] = f
+		items[keyed[n]].replayed = ack.Duplicate
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	for i, f := range futures {
-		if f == nil {
-			continue
-		}
-		ack, err := awaitAck(f)
-		if err != nil {
-			return fmt.Errorf("event %d of the batch: %w", i, err)
-		}
-		items[i].replayed = ack.Duplicate
+	rest := make([]batchItem, len(unkeyed))
+	for n, i := range unkeyed {
+		rest[n] = items[i]
 	}
-	return s.publishAtomic(ctx, t, unkeyed, now)
+	return s.publishAtomic(ctx, t, rest, now)
+}
+
+// asyncChunk bounds how many async publishes a batch has in flight at once, well
+// below the publisher's pending limit, so a large batch never stalls other requests'
+// publishes.
+const asyncChunk = 256
+
+// publishChunked starts n async publishes with publish(i) and hands each outcome to
+// done(i, ack, err), at most asyncChunk in flight at a time. It stops at the first
+// error publish or done returns, after waiting for the publishes already started.
+func publishChunked(n int, publish func(i int) (jetstream.PubAckFuture, error), done func(i int, ack *jetstream.PubAck, err error) error) error {
+	type started struct {
+		i int
+		f jetstream.PubAckFuture
+	}
+	inFlight := make([]started, 0, min(n, asyncChunk))
+	for start := 0; start < n; start += asyncChunk {
+		inFlight = inFlight[:0]
+		var firstErr error
+		for i := start; i < min(n, start+asyncChunk); i++ {
+			f, err := publish(i)
+			if err != nil {
+				if firstErr = done(i, nil, err); firstErr != nil {
+					break
+				}
+				continue
+			}
+			inFlight = append(inFlight, started{i, f})
+		}
+		for _, p := range inFlight {
+			ack, err := awaitAck(p.f)
+			if err := done(p.i, ack, err); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+		if firstErr != nil {
+			return firstErr
+		}
+	}
+	return nil
 }
 
 // recordQueued writes each item's queued status record, as ingest does for one
@@ -411,41 +453,29 @@ func (s *Server) publishReplayed(ctx context.Context, t identity.Tenant, items [
 // replayed event's) is left as it is.
 func (s *Server) recordQueued(t identity.Tenant, items []batchItem, now time.Time) {
 	utc := now.UTC()
-	futures := make([]jetstream.PubAckFuture, len(items))
 	var firstErr error
 	failed := 0
-	for i, it := range items {
+	_ = publishChunked(len(items), func(i int) (jetstream.PubAckFuture, error) {
 		m := &nats.Msg{Header: make(nats.Header, 1)}
 		err := status.FillQueuedMsgIn(m, s.queuedBucket, status.Record{
-			EventID: it.eventID, TenantID: t.TenantID, Type: it.typ, CreatedAt: utc, UpdatedAt: utc,
+			EventID: items[i].eventID, TenantID: t.TenantID, Type: items[i].typ, CreatedAt: utc, UpdatedAt: utc,
 		})
-		if err == nil {
-			futures[i], err = s.pub.PublishMsgAsync(m)
-		}
 		if err != nil {
+			return nil, err
+		}
+		return s.pub.PublishMsgAsync(m)
+	}, func(_ int, _ *jetstream.PubAck, err error) error {
+		if err != nil && !status.IsAlreadyWritten(err) {
 			failed++
-			firstErr = cmpErr(firstErr, err)
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
-	}
-	for _, f := range futures {
-		if f == nil {
-			continue
-		}
-		if _, err := awaitAck(f); err != nil && !status.IsAlreadyWritten(err) {
-			failed++
-			firstErr = cmpErr(firstErr, err)
-		}
-	}
+		return nil // every record is attempted
+	})
 	if failed > 0 {
 		s.log.Warn("queued status not recorded", "tenant", t.TenantID, "events", failed, "error", firstErr)
 	}
-}
-
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
 }
 
 // batchEventSpans returns, for each element of the top-level "events" array of the
