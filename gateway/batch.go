@@ -264,7 +264,11 @@ func (s *Server) checkBatchItem(it *batchItem, el *fastjson.Value, body []byte, 
 	}
 	typ, err := eventType(ev.GetObject())
 	if err != nil {
-		return err.(*apiError).Message
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return ae.Message
+		}
+		return `field "type" is not valid`
 	}
 	if textFaults {
 		at := -1
@@ -282,7 +286,7 @@ func (s *Server) checkBatchItem(it *batchItem, el *fastjson.Value, body []byte, 
 	return ""
 }
 
-// quoteShort quotes the key k for a message, or says "a long key" past 64 bytes.
+// quoteShort quotes the key k for a message, or gives only its length past 64 bytes.
 func quoteShort(k []byte) string {
 	if len(k) > 64 {
 		return "(a key of " + strconv.Itoa(len(k)) + " bytes)"
