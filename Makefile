@@ -59,6 +59,7 @@ test-vault:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzIngestBody$$' -fuzztime $(FUZZTIME) ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzBatchBody$$' -fuzztime $(FUZZTIME) ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./webhook
 	$(GO) test -run '^$$' -fuzz '^FuzzReceiverRequest$$' -fuzztime $(FUZZTIME) ./receiver
 

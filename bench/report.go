@@ -61,6 +61,9 @@ type Result struct {
 	// FairnessFigures are the fairness scenario's own figures (nil, and absent from
 	// the JSON, for the others).
 	*FairnessFigures
+	// BatchFigures are the batch scenario's own figures (nil, and absent from the
+	// JSON, for the others).
+	*BatchFigures
 }
 
 // setLatency fills the percentile fields from l.
@@ -177,6 +180,9 @@ func WriteTable(w io.Writer, results []Result) error {
 		}
 		if r.FairnessFigures != nil {
 			notes.WriteString(r.FairnessFigures.note())
+		}
+		if r.BatchFigures != nil {
+			notes.WriteString(r.BatchFigures.note())
 		}
 	}
 	notes.WriteString("\n")
