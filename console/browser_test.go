@@ -295,10 +295,12 @@ func TestBrowserWrongKeyAndExpiredSessionAreRefused(t *testing.T) {
 const (
 	hostileType    = `<script>window.__pwned=1</script>order.created`
 	hostilePayload = `{"note":"<img src=x onerror=window.__pwned=1>"}`
-	hostileBody    = `</pre><script>window.__pwned=1</script><svg onload="window.__pwned=1"></svg>`
-	hostileError   = `<b onmouseover="window.__pwned=1">boom</b>`
-	hostileURL     = `https://x.example/"><script>window.__pwned=1</script>`
-	hostileQuery   = `"><script>window.__pwned=1</script>`
+	// hostilePayloadShown is the payload as the page indents it.
+	hostilePayloadShown = `"note": "<img src=x onerror=window.__pwned=1>"`
+	hostileBody         = `</pre><script>window.__pwned=1</script><svg onload="window.__pwned=1"></svg>`
+	hostileError        = `<b onmouseover="window.__pwned=1">boom</b>`
+	hostileURL          = `https://x.example/"><script>window.__pwned=1</script>`
+	hostileQuery        = `"><script>window.__pwned=1</script>`
 )
 
 func hostileSource() *memSource {
@@ -337,7 +339,7 @@ func TestBrowserRendersTenantMarkupInert(t *testing.T) {
 	}{
 		{"/portal/events", []string{hostileType}},
 		{"/portal/events?type=" + urlQuery(hostileQuery), []string{"No events match."}},
-		{"/portal/events/evt_hostile", []string{hostileType, hostilePayload, hostileBody, hostileError}},
+		{"/portal/events/evt_hostile", []string{hostileType, hostilePayloadShown, hostileBody, hostileError}},
 		{"/portal/endpoint", []string{hostileURL}},
 		{"/console/tenants", []string{hostileURL, hostileType}},
 		{"/console/tenants?q=" + urlQuery(hostileQuery), []string{"t_hostile", hostileURL}},

@@ -112,7 +112,7 @@ func lineChart(title string, r Rates, get func(RatePoint) int) chart {
 	c.Line = pts.String()
 	c.From, c.To = formatTime(r.Points[0].At), formatTime(r.Points[len(r.Points)-1].At)
 	c.Max = strconv.Itoa(peak)
-	per := r.Step.String()
+	per := formatSpan(r.Step)
 	if r.Step <= 0 {
 		per = "step"
 	}

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -130,7 +131,8 @@ func newBase(cfg Config, kind string, pageNames []string) (*base, error) {
 		"time":    formatTime,
 		"latency": formatLatency,
 		"pct":     func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
-		"string":  func(b []byte) string { return string(b) },
+		"payload": payloadText,
+		"span":    formatSpan,
 	}
 	for _, name := range append(pageNames, "error") {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets,
@@ -143,11 +145,43 @@ func newBase(cfg Config, kind string, pageNames []string) (*base, error) {
 	return b, nil
 }
 
+// maxPayloadShown bounds how much of a payload an event page shows.
+const maxPayloadShown = 256 << 10
+
+// payloadText returns a payload for display: indented when it is JSON, cut at
+// maxPayloadShown bytes with a note.
+func payloadText(b []byte) string {
+	if len(b) > maxPayloadShown {
+		return string(b[:maxPayloadShown]) + "\n… (cut at 256 KiB)"
+	}
+	var buf bytes.Buffer
+	if json.Indent(&buf, b, "", "  ") == nil {
+		return buf.String()
+	}
+	return string(b)
+}
+
 func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return "—"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// formatSpan names a chart's window or step in words ("1 hour", "5 minutes").
+func formatSpan(d time.Duration) string {
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
+		if d >= u.d && d%u.d == 0 {
+			if n := d / u.d; n != 1 {
+				return fmt.Sprintf("%d %ss", n, u.name)
+			}
+			return u.name
+		}
+	}
+	return d.String()
 }
 
 func formatLatency(d time.Duration) string {

@@ -509,3 +509,21 @@ func TestConfigIsValidated(t *testing.T) {
 		t.Error("NewOperator with a short token accepted")
 	}
 }
+
+func TestPayloadAndSpanFormatting(t *testing.T) {
+	if got := payloadText([]byte(`{"a":[1,2]}`)); got != "{\n  \"a\": [\n    1,\n    2\n  ]\n}" {
+		t.Errorf("JSON payload shown as %q", got)
+	}
+	if got := payloadText([]byte("not json <b>")); got != "not json <b>" {
+		t.Errorf("text payload shown as %q", got)
+	}
+	big := payloadText([]byte(strings.Repeat("x", maxPayloadShown+10)))
+	if len(big) > maxPayloadShown+64 || !strings.HasSuffix(big, "(cut at 256 KiB)") {
+		t.Errorf("a large payload is shown with %d bytes", len(big))
+	}
+	for d, want := range map[time.Duration]string{time.Hour: "hour", 2 * time.Hour: "2 hours", time.Minute: "minute", 5 * time.Minute: "5 minutes", 90 * time.Second: "90 seconds"} {
+		if got := formatSpan(d); got != want {
+			t.Errorf("formatSpan(%s) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ type memSource struct {
 	keys        map[string]Principal // API key → principal
 	suspended   map[string]bool      // tenant → cannot sign in
 	events      map[string][]*Event  // tenant → events, newest first
+	byID        map[string]*Event    // tenant + "/" + event id → event
 	attempts    map[string][]Attempt // event id → attempts
 	endpoints   map[string]Endpoint
 	tenants     []Tenant
@@ -35,6 +36,7 @@ func newMemSource() *memSource {
 		keys:      make(map[string]Principal),
 		suspended: make(map[string]bool),
 		events:    make(map[string][]*Event),
+		byID:      make(map[string]*Event),
 		attempts:  make(map[string][]Attempt),
 		endpoints: make(map[string]Endpoint),
 	}
@@ -59,16 +61,15 @@ func (m *memSource) addEvent(tenant string, ev Event, attempts ...Attempt) {
 	defer m.mu.Unlock()
 	e := ev
 	m.events[tenant] = slices.Insert(m.events[tenant], 0, &e)
+	m.byID[tenant+"/"+ev.ID] = &e
 	m.attempts[ev.ID] = attempts
 }
 
 func (m *memSource) status(tenant, id string) EventStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, e := range m.events[tenant] {
-		if e.ID == id {
-			return e.Status
-		}
+	if e, ok := m.byID[tenant+"/"+id]; ok {
+		return e.Status
 	}
 	return ""
 }
@@ -114,10 +115,8 @@ func (m *memSource) ListEvents(_ context.Context, tenant string, f EventFilter) 
 }
 
 func (m *memSource) find(tenant, id string) (*Event, error) {
-	for _, e := range m.events[tenant] {
-		if e.ID == id {
-			return e, nil
-		}
+	if e, ok := m.byID[tenant+"/"+id]; ok {
+		return e, nil
 	}
 	return nil, fmt.Errorf("event %s: %w", id, ErrNotFound)
 }
@@ -266,6 +265,32 @@ func (m *memSource) replayedDeadLetters() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.replayedDLQ)
+}
+
+// fillEvents gives tenant n more events (the newest last made), a fifth of them failed
+// with three attempts, the rest delivered with one.
+func (m *memSource) fillEvents(tenant string, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	fresh := make([]*Event, n)
+	for i := range n {
+		at := start.Add(time.Duration(i) * time.Second)
+		e := &Event{EventSummary: EventSummary{ID: fmt.Sprintf("evt_bulk%06d", i), Type: "order.created", Status: StatusDelivered,
+			Attempts: 1, LastStatusCode: 200, CreatedAt: at, UpdatedAt: at.Add(40 * time.Millisecond)},
+			Payload: []byte(fmt.Sprintf(`{"order":%d,"items":[{"sku":"A-1","qty":2}]}`, i))}
+		att := []Attempt{{N: 1, At: e.UpdatedAt, StatusCode: 200, Latency: 40 * time.Millisecond, ResponseBody: "ok"}}
+		if i%5 == 0 {
+			e.Status, e.Attempts, e.LastStatusCode, e.LastError = StatusFailed, 3, 503, "503 Service Unavailable"
+			att = []Attempt{{N: 1, At: at, StatusCode: 503, Latency: 90 * time.Millisecond, ResponseBody: "down"},
+				{N: 2, At: at, StatusCode: 503, Latency: 95 * time.Millisecond, ResponseBody: "down"},
+				{N: 3, At: at, StatusCode: 503, Latency: 99 * time.Millisecond, ResponseBody: "down"}}
+		}
+		fresh[n-1-i] = e
+		m.byID[tenant+"/"+e.ID] = e
+		m.attempts[e.ID] = att
+	}
+	m.events[tenant] = append(fresh, m.events[tenant]...)
 }
 
 // Fixture keys and tokens of the tests.
