@@ -95,6 +95,30 @@ func waitURL(part string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// navigates runs click (an action that makes the page navigate, such as a click on a
+// submit button) and waits until a new document has loaded, even one at the same URL.
+func navigates(click chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := chromedp.Evaluate[bool](`window.__oldDocument = true`)(ctx, tg); err != nil {
+			return err
+		}
+		if _, err := click(ctx, tg); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			fresh, err := chromedp.Evaluate[bool](`window.__oldDocument !== true && document.readyState === "complete"`)(ctx, tg)
+			if err == nil && fresh {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no new page loaded within 15s (last error %v)", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
 // shot writes a full-page screenshot to shotsDir/name.png.
 func shot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -127,13 +151,13 @@ func TestBrowserTenantReplaysAFailedEvent(t *testing.T) {
 	)
 	run(t, ctx, "sign in",
 		chromedp.SendKeys(chromedp.ID("key"), keyManageA),
-		chromedp.Click(chromedp.ID("signin")),
+		navigates(chromedp.Click(chromedp.ID("signin"))),
 		waitURL("/portal/events"),
 		chromedp.WaitVisible(chromedp.CSS("table.events")),
 	)
 	run(t, ctx, "filter by failed",
 		chromedp.SetValue(chromedp.ID("status"), "failed"),
-		chromedp.Click(chromedp.ID("filter")),
+		navigates(chromedp.Click(chromedp.ID("filter"))),
 		waitURL("status=failed"),
 		chromedp.WaitVisible(chromedp.CSS("table.events")),
 		shot(t, "portal-events"),
@@ -145,7 +169,7 @@ func TestBrowserTenantReplaysAFailedEvent(t *testing.T) {
 	}
 	id := get(t, ctx, "read the newest failed event", chromedp.Text(chromedp.CSS("table.events a.event-link")))
 	run(t, ctx, "open the newest failed event",
-		chromedp.Click(chromedp.CSS("table.events a.event-link")),
+		navigates(chromedp.Click(chromedp.CSS("table.events a.event-link"))),
 		waitURL("/portal/events/evt_"),
 		chromedp.WaitVisible(chromedp.CSS("table.attempts")),
 		shot(t, "portal-event"),
@@ -156,7 +180,7 @@ func TestBrowserTenantReplaysAFailedEvent(t *testing.T) {
 		t.Fatalf("attempt log of %s: %q", id, attempts)
 	}
 	run(t, ctx, "press replay",
-		chromedp.Click(chromedp.ID("replay")),
+		navigates(chromedp.Click(chromedp.ID("replay"))),
 		waitURL("done=replayed"),
 	)
 	status := get(t, ctx, "read the status", chromedp.Text(chromedp.ID("event-status")))
@@ -170,13 +194,13 @@ func TestBrowserTenantReplaysAFailedEvent(t *testing.T) {
 		t.Errorf("no confirmation after replay:\n%s", txt)
 	}
 	run(t, ctx, "the endpoint",
-		chromedp.Click(chromedp.CSS(`a[href="/portal/endpoint"]`)),
+		navigates(chromedp.Click(chromedp.CSS(`a[href="/portal/endpoint"]`))),
 		waitURL("/portal/endpoint"),
 		chromedp.WaitVisible(chromedp.CSS("figure.chart svg")),
 		shot(t, "portal-endpoint"),
 	)
 	run(t, ctx, "rotate the secret",
-		chromedp.Click(chromedp.ID("rotate")),
+		navigates(chromedp.Click(chromedp.ID("rotate"))),
 		waitURL("/portal/endpoint/rotate-secret"),
 		shot(t, "portal-rotated"),
 	)
@@ -195,17 +219,17 @@ func TestBrowserOperatorReplaysADeadLetter(t *testing.T) {
 		waitURL("/console/signin"),
 		shot(t, "console-signin"),
 		chromedp.SendKeys(chromedp.ID("token"), adminToken),
-		chromedp.Click(chromedp.ID("signin")),
+		navigates(chromedp.Click(chromedp.ID("signin"))),
 		waitURL("/console/tenants"),
 		chromedp.WaitVisible(chromedp.CSS("table.tenants")),
 		shot(t, "console-tenants"),
 	)
 	run(t, ctx, "filter the dead letters",
-		chromedp.Click(chromedp.CSS(`a[href="/console/dlq"]`)),
+		navigates(chromedp.Click(chromedp.CSS(`a[href="/console/dlq"]`))),
 		waitURL("/console/dlq"),
 		chromedp.SendKeys(chromedp.ID("tenant"), "t_alpha"),
 		chromedp.SendKeys(chromedp.ID("reason"), "max_deliveries"),
-		chromedp.Click(chromedp.ID("filter")),
+		navigates(chromedp.Click(chromedp.ID("filter"))),
 		waitURL("reason=max_deliveries"),
 		chromedp.WaitVisible(chromedp.CSS("table.dlq")),
 	)
@@ -214,11 +238,9 @@ func TestBrowserOperatorReplaysADeadLetter(t *testing.T) {
 	if strings.Join(listed, ",") != "dlq_0003,dlq_0001" {
 		t.Fatalf("the filtered dead letters are %q", listed)
 	}
-	run(t, ctx, "replay one",
-		chromedp.Click(chromedp.ID("pick-dlq_0001")),
-		chromedp.Click(chromedp.ID("replay-selected")),
+	run(t, ctx, "replay one with its row's button",
+		navigates(chromedp.Click(chromedp.ID("replay-dlq_0001"))),
 		waitURL("/console/dlq/replay"),
-		shot(t, "console-dlq"),
 	)
 	result := get(t, ctx, "read the result", chromedp.Text(chromedp.ID("replay-result")))
 	if !strings.Contains(result, "Replayed 1 dead letter.") {
@@ -227,11 +249,30 @@ func TestBrowserOperatorReplaysADeadLetter(t *testing.T) {
 	if got := ts.src.replayedDeadLetters(); len(got) != 1 || got[0] != "dlq_0001" {
 		t.Fatalf("the source replayed %q, want dlq_0001", got)
 	}
-	if txt := bodyText(t, ctx); strings.Contains(txt, "dlq_0001\tt_alpha") {
-		t.Error("the replayed dead letter is still listed")
+	listed = get(t, ctx, "read the list", chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll("table.dlq tbody tr td:nth-child(2)")].map(e => e.textContent)`))
+	if strings.Join(listed, ",") != "dlq_0003,dlq_0002" {
+		t.Errorf("after the replay the list is %q", listed)
+	}
+	run(t, ctx, "replay a selection",
+		chromedp.Click(chromedp.ID("pick-dlq_0003")),
+		chromedp.Click(chromedp.ID("pick-dlq_0002")),
+		shot(t, "console-dlq"),
+		navigates(chromedp.Click(chromedp.ID("replay-selected"))),
+		waitURL("/console/dlq/replay"),
+	)
+	result = get(t, ctx, "read the result", chromedp.Text(chromedp.ID("replay-result")))
+	if !strings.Contains(result, "Replayed 2 dead letters.") {
+		t.Errorf("the result says %q", result)
+	}
+	if got := ts.src.replayedDeadLetters(); strings.Join(got, ",") != "dlq_0001,dlq_0003,dlq_0002" {
+		t.Fatalf("the source replayed %q", got)
+	}
+	if txt := bodyText(t, ctx); !strings.Contains(txt, "No dead letters match.") {
+		t.Errorf("after replaying all, the page shows:\n%s", txt)
 	}
 	run(t, ctx, "the mesh",
-		chromedp.Click(chromedp.CSS(`a[href="/console/mesh"]`)),
+		navigates(chromedp.Click(chromedp.CSS(`a[href="/console/mesh"]`))),
 		waitURL("/console/mesh"),
 		chromedp.WaitVisible(chromedp.CSS("table.edges")),
 		shot(t, "console-mesh"),
@@ -240,7 +281,7 @@ func TestBrowserOperatorReplaysADeadLetter(t *testing.T) {
 		t.Errorf("the mesh page:\n%s", txt)
 	}
 	run(t, ctx, "the rates",
-		chromedp.Click(chromedp.CSS(`a[href="/console/rates"]`)),
+		navigates(chromedp.Click(chromedp.CSS(`a[href="/console/rates"]`))),
 		waitURL("/console/rates"),
 		chromedp.WaitVisible(chromedp.CSS("figure.chart svg")),
 		shot(t, "console-rates"),
@@ -258,7 +299,7 @@ func TestBrowserWrongKeyAndExpiredSessionAreRefused(t *testing.T) {
 		chromedp.Navigate(ts.URL+"/portal/signin"),
 		chromedp.WaitVisible(chromedp.ID("key")),
 		chromedp.SendKeys(chromedp.ID("key"), "ehk_wrong_key"),
-		chromedp.Click(chromedp.ID("signin")),
+		navigates(chromedp.Click(chromedp.ID("signin"))),
 		chromedp.WaitVisible(chromedp.CSS(".flash")),
 		shot(t, "portal-wrong-key"),
 	)
@@ -269,7 +310,7 @@ func TestBrowserWrongKeyAndExpiredSessionAreRefused(t *testing.T) {
 		chromedp.Navigate(ts.URL+"/portal/signin"),
 		chromedp.WaitVisible(chromedp.ID("key")),
 		chromedp.SendKeys(chromedp.ID("key"), keyManageA),
-		chromedp.Click(chromedp.ID("signin")),
+		navigates(chromedp.Click(chromedp.ID("signin"))),
 		waitURL("/portal/events"),
 		chromedp.WaitVisible(chromedp.CSS("table.events")),
 	)
@@ -325,12 +366,12 @@ func TestBrowserRendersTenantMarkupInert(t *testing.T) {
 		chromedp.Navigate(ts.URL+"/portal/signin"),
 		chromedp.WaitVisible(chromedp.ID("key")),
 		chromedp.SendKeys(chromedp.ID("key"), keyManageA),
-		chromedp.Click(chromedp.ID("signin")),
+		navigates(chromedp.Click(chromedp.ID("signin"))),
 		waitURL("/portal/events"),
 		chromedp.Navigate(ts.URL+"/console/signin"),
 		chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), adminToken),
-		chromedp.Click(chromedp.ID("signin")),
+		navigates(chromedp.Click(chromedp.ID("signin"))),
 		waitURL("/console/tenants"),
 	)
 	pages := []struct {
