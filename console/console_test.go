@@ -527,3 +527,26 @@ func TestPayloadAndSpanFormatting(t *testing.T) {
 		}
 	}
 }
+
+func TestOperatorListsArePaged(t *testing.T) {
+	ts := startServer(t, Config{PageSize: 1}, fixture())
+	c := newClient(t, ts.URL)
+	tenants := c.mustSignIn("/console/", "token", adminToken, "tenants")
+	if !strings.Contains(tenants.Body, `href="/console/tenants?cursor=1"`) {
+		t.Errorf("the first page of 1 tenant links to a next page:\n%s", tenants.Body)
+	}
+	first := c.get("/console/dlq?reason=max_deliveries")
+	if strings.Contains(first.Body, "dlq_0001") || !strings.Contains(first.Body, "dlq_0003") {
+		t.Fatalf("first page of the filtered dead letters:\n%s", first.Body)
+	}
+	older := c.get("/console/dlq?reason=max_deliveries&cursor=1")
+	if !strings.Contains(first.Body, `href="/console/dlq?cursor=1&amp;reason=max_deliveries"`) {
+		t.Errorf("the first page's Older link keeps the filter:\n%s", first.Body)
+	}
+	if strings.Contains(older.Body, "dlq_0003") || !strings.Contains(older.Body, "dlq_0001") || strings.Contains(older.Body, "dlq_0002") {
+		t.Errorf("second page:\n%s", older.Body)
+	}
+	if !strings.Contains(older.Body, `href="/console/dlq?reason=max_deliveries"`) {
+		t.Error("the second page does not link back to the newest")
+	}
+}

@@ -184,13 +184,16 @@ func (m *memSource) RotateSecret(_ context.Context, tenant string) (RotatedSecre
 func (m *memSource) ListTenants(_ context.Context, f TenantFilter) (TenantPage, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var page TenantPage
+	var match []Tenant
 	for _, t := range m.tenants {
 		if f.Query == "" || strings.Contains(t.ID+" "+t.TargetURL+" "+t.Plan, f.Query) {
-			page.Tenants = append(page.Tenants, t)
+			match = append(match, t)
 		}
 	}
-	return page, nil
+	var page TenantPage
+	var err error
+	page.Tenants, page.Next, err = pageOf(match, f.Cursor, f.Limit)
+	return page, err
 }
 
 func (m *memSource) CreateTenant(_ context.Context, req NewTenant) (CreatedTenant, error) {
@@ -203,6 +206,23 @@ func (m *memSource) CreateTenant(_ context.Context, req NewTenant) (CreatedTenan
 	t := Tenant{ID: fmt.Sprintf("t_new%03d", m.seq), TargetURL: req.TargetURL, Plan: req.Plan, Status: TenantActive, CreatedAt: time.Now()}
 	m.tenants = append(m.tenants, t)
 	return CreatedTenant{Tenant: t, APIKey: Secret(fmt.Sprintf("ehk_created%03d", m.seq)), WebhookSecret: Secret(fmt.Sprintf("whsec_created%03d", m.seq))}, nil
+}
+
+// pageOf returns the page of items starting at cursor (an index) and the next cursor.
+func pageOf[T any](items []T, cursor string, limit int) ([]T, string, error) {
+	start := 0
+	if cursor != "" {
+		n, err := strconv.Atoi(cursor)
+		if err != nil || n < 0 || n > len(items) {
+			return nil, "", &InvalidError{Message: "The page link is not valid."}
+		}
+		start = n
+	}
+	end := min(start+limit, len(items))
+	if end == len(items) {
+		return items[start:end], "", nil
+	}
+	return items[start:end], strconv.Itoa(end), nil
 }
 
 func (m *memSource) SetStatus(_ context.Context, id string, st TenantStatus) error {
@@ -221,13 +241,16 @@ func (m *memSource) SetStatus(_ context.Context, id string, st TenantStatus) err
 func (m *memSource) DeadLetters(_ context.Context, f DeadLetterFilter) (DeadLetterPage, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var page DeadLetterPage
+	var match []DeadLetter
 	for _, d := range m.deadLetters {
 		if (f.TenantID == "" || d.TenantID == f.TenantID) && (f.Reason == "" || d.Reason == f.Reason) {
-			page.DeadLetters = append(page.DeadLetters, d)
+			match = append(match, d)
 		}
 	}
-	return page, nil
+	var page DeadLetterPage
+	var err error
+	page.DeadLetters, page.Next, err = pageOf(match, f.Cursor, f.Limit)
+	return page, err
 }
 
 func (m *memSource) ReplayDeadLetters(_ context.Context, ids []string) (ReplayResult, error) {
