@@ -60,6 +60,7 @@ test-vault:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzIngestBody$$' -fuzztime $(FUZZTIME) ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminRequest$$' -fuzztime $(FUZZTIME) ./admin
 
 ## bench: the standard benchmark set (`edgehook bench --scenario all`) on a self-started
 ## system, each figure next to its ceiling measured in the same run; prints the table

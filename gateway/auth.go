@@ -1,25 +1,16 @@
 package gateway
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/edgehook/edgehook/api"
 	"github.com/edgehook/edgehook/identity"
 )
 
 // bearer returns the token of an "Authorization: Bearer <token>" header, or nil.
-func bearer(ctx *fasthttp.RequestCtx) []byte {
-	h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
-	const prefix = "bearer "
-	if len(h) <= len(prefix) || !bytes.EqualFold(h[:len(prefix)], []byte(prefix)) {
-		return nil
-	}
-	return bytes.TrimSpace(h[len(prefix):])
-}
+func bearer(ctx *fasthttp.RequestCtx) []byte { return api.Bearer(ctx) }
 
 // authenticate returns the tenant owning the request's API key. A missing and an
 // unknown key get the same error, so the answer reveals nothing about which keys exist.
@@ -52,16 +43,4 @@ func (s *Server) authenticateActive(ctx *fasthttp.RequestCtx) (identity.Tenant, 
 		return t, errSuspended
 	}
 	return t, nil
-}
-
-// admin wraps h so it runs only for requests bearing the admin token. The comparison
-// hashes both sides first, so it takes the same time whatever the token's length.
-func (s *Server) admin(h handlerFunc) handlerFunc {
-	return func(ctx *fasthttp.RequestCtx, id string) error {
-		got := sha256.Sum256(bearer(ctx))
-		if subtle.ConstantTimeCompare(got[:], s.adminKey[:]) != 1 {
-			return errAdminUnauthorized
-		}
-		return h(ctx, id)
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgehook/edgehook/admin"
 	"io"
 	"net/http"
 	"net/url"
@@ -27,9 +28,9 @@ func runTenant(ctx context.Context, env *environment, args []string) error {
 		return usageError{errors.New("tenant: no action given")}
 	}
 	action := args[0]
-	var apiURL, token, targetURL, plan, status string
+	var adminURL, token, targetURL, plan, status string
 	s := newSettings("tenant "+action, env.getenv, env.stderr)
-	s.String(&apiURL, "api-url", "EDGEHOOK_API_URL", "http://127.0.0.1:8080", "admin API base URL")
+	s.String(&adminURL, "admin-url", "EDGEHOOK_ADMIN_URL", "http://"+admin.DefaultAddr, "admin API base URL (`edgehook admin`, or `up`'s EDGEHOOK_ADMIN_ADDR)")
 	s.Secret(&token, "admin-token", "EDGEHOOK_ADMIN_TOKEN", "admin API bearer token")
 	switch action {
 	case "create":
@@ -86,7 +87,7 @@ func runTenant(ctx context.Context, env *environment, args []string) error {
 	case "rotate-secret":
 		method, path, body = http.MethodPost, "/v1/tenants/"+id+"/rotate-secret", nil
 	}
-	return adminCall(ctx, env, method, strings.TrimRight(apiURL, "/")+path, token, body)
+	return adminCall(ctx, env, method, strings.TrimRight(adminURL, "/")+path, token, body)
 }
 
 // adminCall sends one admin API request and prints the JSON answer; a non-2xx answer is
@@ -110,7 +111,7 @@ func adminCall(ctx context.Context, env *environment, method, u, token string, b
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("admin API (EDGEHOOK_API_URL): %w", err)
+		return fmt.Errorf("admin API (EDGEHOOK_ADMIN_URL): %w", err)
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -62,3 +62,41 @@ func TestUpRefusesANonLoopbackNATSAddress(t *testing.T) {
 		t.Fatalf("up on 0.0.0.0: %v, want a usage error naming the address and EDGEHOOK_NATS_ALLOW_REMOTE", err)
 	}
 }
+
+// TestUpPrintsOnlyAnAdminTokenItGenerated: a token the user supplied never reaches
+// stdout, stderr or the logs (the quick start reads it from the environment); a token
+// `up` generated is printed once, and it is the one the admin API takes.
+func TestUpPrintsOnlyAnAdminTokenItGenerated(t *testing.T) {
+	t.Run("supplied", func(t *testing.T) {
+		sys := startUp(t, map[string]string{"EDGEHOOK_LOG_LEVEL": "debug"})
+		var c createdTenant
+		if code := call(t, "POST", "http://"+sys.admin+"/v1/tenants", sys.adminToken, map[string]string{"targetUrl": "http://example.invalid/"}, &c); code != 201 {
+			t.Fatalf("the supplied token does not open the admin API: %d", code)
+		}
+		sys.cancel() // stop up, so every log line it writes is in
+		err := <-sys.done
+		sys.done <- err // for the cleanup, which checks it
+		for name, out := range map[string]string{"stdout": sys.stdout.String(), "stderr": sys.stderr.String()} {
+			if strings.Contains(out, sys.adminToken) {
+				t.Errorf("the supplied admin token appears on %s:\n%s", name, out)
+			}
+		}
+		if !strings.Contains(sys.stdout.String(), `export EDGEHOOK_ADMIN_TOKEN="$EDGEHOOK_ADMIN_TOKEN"`) {
+			t.Errorf("the quick start does not read the supplied token from the environment:\n%s", sys.stdout.String())
+		}
+	})
+	t.Run("generated", func(t *testing.T) {
+		sys := startUp(t, map[string]string{"EDGEHOOK_ADMIN_TOKEN": ""})
+		_, rest, ok := strings.Cut(sys.stdout.String(), "Admin token (generated; set EDGEHOOK_ADMIN_TOKEN to choose your own):\n")
+		token, _, _ := strings.Cut(strings.TrimSpace(rest), "\n")
+		if !ok || len(token) < 32 {
+			t.Fatalf("up did not print the token it generated:\n%s", sys.stdout.String())
+		}
+		if code := call(t, "POST", "http://"+sys.admin+"/v1/tenants", token, map[string]string{"targetUrl": "http://example.invalid/"}, nil); code != 201 {
+			t.Errorf("the printed token does not open the admin API: %d", code)
+		}
+		if code := call(t, "POST", "http://"+sys.api+"/v1/tenants", token, map[string]string{"targetUrl": "http://example.invalid/"}, nil); code != 404 {
+			t.Errorf("the public gateway serves the admin API: %d, want 404", code)
+		}
+	})
+}

@@ -1,0 +1,150 @@
+package api
+
+import (
+	"bytes"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// HandlerFunc serves one method of a route; id is the route's path parameter, if any.
+// A returned error is answered by the server's error writer.
+type HandlerFunc func(ctx *fasthttp.RequestCtx, id string) error
+
+// Method pairs an HTTP method with its handler.
+type Method struct {
+	Method  string
+	Handler HandlerFunc
+}
+
+// Route is one path pattern and the methods it answers. The pattern doubles as the
+// "route" metric label.
+type Route struct {
+	Pattern string
+	methods []Method
+	allow   string // value of the Allow header on 405
+}
+
+// NewRoute returns the route of pattern answering ms.
+func NewRoute(pattern string, ms ...Method) *Route {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Method
+	}
+	return &Route{Pattern: pattern, methods: ms, allow: strings.Join(names, ", ")}
+}
+
+// Handler returns the handler of method, or nil (also for a nil route).
+func (r *Route) Handler(method []byte) HandlerFunc {
+	if r == nil {
+		return nil
+	}
+	for _, m := range r.methods {
+		if string(method) == m.Method {
+			return m.Handler
+		}
+	}
+	return nil
+}
+
+// Router matches request paths to routes. A pattern is either a fixed path or holds one
+// {id} segment, as in /v1/events/{id}/attempts; paths with more segments than a
+// pattern, a trailing slash or an empty {id} match nothing.
+type Router struct {
+	exact map[string]*Route
+	// below holds, per prefix before "/{id}", the routes by what follows {id}.
+	below map[string]map[string]*Route
+	// prefixes lists below's keys, in the order of the routes.
+	prefixes []string
+}
+
+// NewRouter returns the router of rs.
+func NewRouter(rs ...*Route) *Router {
+	r := &Router{exact: map[string]*Route{}, below: map[string]map[string]*Route{}}
+	for _, rt := range rs {
+		prefix, rest, ok := strings.Cut(rt.Pattern, "/{id}")
+		if !ok {
+			r.exact[rt.Pattern] = rt
+			continue
+		}
+		if r.below[prefix] == nil {
+			r.below[prefix] = map[string]*Route{}
+			r.prefixes = append(r.prefixes, prefix)
+		}
+		r.below[prefix][rest] = rt
+	}
+	return r
+}
+
+// Match returns the route of path and its {id}, or nil.
+func (r *Router) Match(path []byte) (*Route, string) {
+	if rt, ok := r.exact[string(path)]; ok {
+		return rt, ""
+	}
+	for _, prefix := range r.prefixes {
+		if id, rest, ok := PathID(path, prefix); ok {
+			if rt, ok := r.below[prefix][string(rest)]; ok {
+				return rt, id
+			}
+			return nil, ""
+		}
+	}
+	return nil, ""
+}
+
+// RouteUnmatched labels requests that matched no route, so raw paths never become
+// label values.
+const RouteUnmatched = "unmatched"
+
+// Label is r's metric label: its pattern, or RouteUnmatched for nil.
+func (r *Route) Label() string {
+	if r == nil {
+		return RouteUnmatched
+	}
+	return r.Pattern
+}
+
+// Serve runs r's handler for the request's method with path parameter id: no route is
+// 404, a method r does not answer 405 with Allow, a returned error goes to writeError,
+// and a panic is logged with its stack and answered 500.
+func Serve(ctx *fasthttp.RequestCtx, r *Route, id string, log *slog.Logger, writeError func(*fasthttp.RequestCtx, error, string)) {
+	label := r.Label()
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("handler panic", "route", label, "panic", p, "stack", string(debug.Stack()))
+			ctx.Response.Reset()
+			writeError(ctx, ErrInternal, label)
+		}
+	}()
+	switch h := r.Handler(ctx.Method()); {
+	case r == nil:
+		writeError(ctx, ErrRouteNotFound, label)
+	case h == nil:
+		ctx.Response.Header.Set("Allow", r.allow)
+		writeError(ctx, ErrMethodNotAllowed, label)
+	default:
+		if err := h(ctx, id); err != nil {
+			writeError(ctx, err, label)
+		}
+	}
+}
+
+// PathID splits a path below prefix+"/" into its {id} segment and what follows it: rest
+// is empty for prefix/{id} and starts with "/" otherwise. ok is false when path is not
+// below prefix or the id segment is empty.
+func PathID(path []byte, prefix string) (id string, rest []byte, ok bool) {
+	below, found := bytes.CutPrefix(path, []byte(prefix+"/"))
+	if !found {
+		return "", nil, false
+	}
+	seg := below
+	if i := bytes.IndexByte(below, '/'); i >= 0 {
+		seg, rest = below[:i], below[i:]
+	}
+	if len(seg) == 0 {
+		return "", nil, false
+	}
+	return string(seg), rest, true
+}
