@@ -43,6 +43,7 @@ type env struct {
 	js       jetstream.JetStream
 	base     string
 	admin    *admintest.Server
+	view     *identity.View
 	identity *identity.Store
 	status   *status.Store
 	logs     *apitest.Logs
@@ -77,7 +78,7 @@ func start(t testing.TB, o options) *env {
 	go func() { viewErr <- view.Run(runCtx) }()
 
 	e := &env{
-		t: t, nats: ns, js: js, identity: identity.NewStore(idKV),
+		t: t, nats: ns, js: js, identity: identity.NewStore(idKV), view: view,
 		status: status.NewStore(stKV), logs: logs,
 		client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}

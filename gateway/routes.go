@@ -4,6 +4,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/edgehook/edgehook/api"
+	"github.com/edgehook/edgehook/identity"
 )
 
 // Route patterns; they double as the "route" metric label.
@@ -18,19 +19,21 @@ const (
 	patTenant   = "/v1/tenant"
 )
 
-// buildRoutes returns the route table. The admin API is not among them: it is its own
-// component, on its own listener.
+// buildRoutes returns the route table, with the scopes each route's API key needs
+// (GET /v1/tenant: any). The admin API is not among them: it is its own component, on
+// its own listener.
 func (s *Server) buildRoutes() *api.Router {
 	get, post, patch := fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodPatch
 	return api.NewRouter(
 		api.NewRoute(patHealthz, api.Method{Method: get, Handler: api.Healthz}),
 		api.NewRoute(patReadyz, api.Method{Method: get, Handler: s.readyz}),
 		api.NewRoute(patMetrics, api.Method{Method: get, Handler: s.metricsHandler}),
-		api.NewRoute(patEvents, api.Method{Method: post, Handler: s.ingest}),
-		api.NewRoute(patEvent, api.Method{Method: get, Handler: s.getEvent}),
-		api.NewRoute(patAttempts, api.Method{Method: get, Handler: s.getAttempts}),
-		api.NewRoute(patReplay, api.Method{Method: post, Handler: s.replayEvent}),
-		api.NewRoute(patTenant, api.Method{Method: get, Handler: s.getOwnTenant}, api.Method{Method: patch, Handler: s.patchOwnTenant}),
+		api.NewRoute(patEvents, api.Method{Method: post, Handler: needs(identity.Send, s.ingest)}),
+		api.NewRoute(patEvent, api.Method{Method: get, Handler: needs(identity.Read, s.getEvent)}),
+		api.NewRoute(patAttempts, api.Method{Method: get, Handler: needs(identity.Read, s.getAttempts)}),
+		api.NewRoute(patReplay, api.Method{Method: post, Handler: needs(identity.Send|identity.Manage, s.replayEvent)}),
+		api.NewRoute(patTenant, api.Method{Method: get, Handler: s.getOwnTenant},
+			api.Method{Method: patch, Handler: needs(identity.Manage, s.patchOwnTenant)}),
 	)
 }
 
