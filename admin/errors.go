@@ -14,6 +14,9 @@ import (
 // errorResponse maps any handler error to the status and body the client gets: the
 // admin API's own store errors here, the rest as every edgehook API answers them.
 func (s *Server) errorResponse(err error, route string) *api.Error {
+	if ae := keyError(err); ae != nil {
+		return ae
+	}
 	switch {
 	case errors.Is(err, identity.ErrNotFound):
 		return api.NewError(404, api.CodeNotFound, "tenant not found")

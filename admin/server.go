@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/edgehook/edgehook/api"
+	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/vault"
 )
 
@@ -31,7 +32,8 @@ type Server struct {
 	deps     Deps
 	log      *slog.Logger
 	configs  vault.ConfigStore // Deps.Configs, announcing every write
-	routes   *api.Router
+	routes   *api.Router       // the admin listener's
+	relayed  *api.Router       // a tenant's own routes, the only ones the relay serves
 	token    [sha256.Size]byte
 	requests *api.Requests
 	http     *fasthttp.Server
@@ -70,7 +72,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		tooLarge: api.NewError(fasthttp.StatusRequestEntityTooLarge, api.CodePayloadTooLarge,
 			fmt.Sprintf("request body exceeds the limit of %d bytes", cfg.MaxBodyBytes)),
 	}
-	s.routes = s.buildRoutes()
+	s.routes, s.relayed = s.buildRoutes()
 	s.http = &fasthttp.Server{
 		Handler:              s.Handler(),
 		ErrorHandler:         s.handleRequestError,
@@ -100,12 +102,19 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves on ln (which it closes) until ctx is cancelled, with the same bounded
-// drain as Run.
+// Serve serves on ln (which it closes), and answers the tenant requests gateways relay
+// over NATS, until ctx is cancelled, with the same bounded drain as Run.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.bound.Set(ln.Addr().String())
-	s.log.Info("admin API listening", "addr", s.bound.Addr())
-	if err := api.ServeUntil(ctx, s.http, ln, s.cfg.DrainTimeout); err != nil {
+	stopRelay, err := s.startRelay()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.log.Info("admin API listening", "addr", s.bound.Addr(), "relay", natsconf.AdminTenantSubject)
+	err = api.ServeUntil(ctx, s.http, ln, s.cfg.DrainTimeout)
+	stopRelay()
+	if err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
 	s.log.Info("admin API stopped")
@@ -118,7 +127,7 @@ func (s *Server) Addr() string { return s.bound.Addr() }
 
 // handleRequestError answers requests fasthttp could not read.
 func (s *Server) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
-	r, _ := s.routes.Match(ctx.Path())
+	r, _, _ := s.routes.Match(ctx.Path())
 	s.writeError(ctx, api.ErrorForRequest(err, s.tooLarge), r.Label())
 	s.requests.Observe(r.Label(), ctx.Response.StatusCode())
 }

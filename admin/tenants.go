@@ -97,8 +97,9 @@ func (s *Server) createTenant(ctx *fasthttp.RequestCtx, _ string) error {
 	return nil
 }
 
-// getTenant serves GET /v1/tenants/{id}: identity and target URL, never a secret.
-func (s *Server) getTenant(ctx *fasthttp.RequestCtx, id string) error {
+// getTenant serves GET /v1/tenants/{id} and a tenant's GET /v1/tenant: identity and
+// target URL, never a secret.
+func (s *Server) getTenant(ctx *fasthttp.RequestCtx, id, _ string) error {
 	resp, err := s.tenantView(id)
 	if err != nil {
 		return err
@@ -176,7 +177,29 @@ func (s *Server) patchTenant(ctx *fasthttp.RequestCtx, id string) error {
 	}
 	s.log.Info("tenant updated", "tenant", id, "status", updated.Status, "plan", updated.Plan,
 		"target_url_changed", req.TargetURL != nil)
-	return s.getTenant(ctx, id)
+	return s.getTenant(ctx, id, "")
+}
+
+// patchOwnTenant serves a tenant's PATCH /v1/tenant {"targetUrl"} (manage scope): it
+// changes its own target URL, nothing else.
+func (s *Server) patchOwnTenant(ctx *fasthttp.RequestCtx, tenantID, _ string) error {
+	var req struct {
+		TargetURL *string `json:"targetUrl"`
+	}
+	if err := api.DecodeJSON(ctx.PostBody(), &req); err != nil {
+		return err
+	}
+	if req.TargetURL == nil {
+		return api.BadRequest(`field "targetUrl" is required`)
+	}
+	if err := validateTargetURL(*req.TargetURL, s.cfg.AllowPrivateTargets); err != nil {
+		return err
+	}
+	if err := s.setTargetURL(tenantID, *req.TargetURL); err != nil {
+		return err
+	}
+	s.log.Info("tenant target URL changed", "tenant", tenantID, "by", "tenant")
+	return s.getTenant(ctx, tenantID, "")
 }
 
 // rotateSecretResponse is the body of POST /v1/tenants/{id}/rotate-secret.
@@ -186,10 +209,11 @@ type rotateSecretResponse struct {
 	PreviousSecretExpiresAt time.Time `json:"previousSecretExpiresAt"`
 }
 
-// rotateSecret serves POST /v1/tenants/{id}/rotate-secret: a new secret becomes
+// rotateSecret serves POST /v1/tenants/{id}/rotate-secret (and a tenant's POST
+// /v1/tenant/rotate-secret, manage scope): a new secret becomes
 // current; the old one stays valid for Config.RotationWindow so receivers can switch
 // over. Previous secrets whose window has closed are dropped.
-func (s *Server) rotateSecret(ctx *fasthttp.RequestCtx, id string) error {
+func (s *Server) rotateSecret(ctx *fasthttp.RequestCtx, id, _ string) error {
 	if !identity.ValidTenantID(id) {
 		return vault.ErrNotFound
 	}

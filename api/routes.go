@@ -49,49 +49,75 @@ func (r *Route) Handler(method []byte) HandlerFunc {
 	return nil
 }
 
-// Router matches request paths to routes. A pattern is either a fixed path or holds one
-// {id} segment, as in /v1/events/{id}/attempts; paths with more segments than a
-// pattern, a trailing slash or an empty {id} match nothing.
+// Router matches request paths to routes. A pattern is a fixed path or holds up to two
+// parameter segments, as in /v1/events/{id}/attempts or /v1/tenants/{id}/keys/{keyId};
+// paths with more segments than a pattern, a trailing slash or an empty parameter match
+// nothing.
 type Router struct {
 	exact map[string]*Route
-	// below holds, per prefix before "/{id}", the routes by what follows {id}.
-	below map[string]map[string]*Route
+	// below holds, per prefix before a parameter, the router of what follows it.
+	below map[string]*Router
 	// prefixes lists below's keys, in the order of the routes.
 	prefixes []string
 }
 
 // NewRouter returns the router of rs.
 func NewRouter(rs ...*Route) *Router {
-	r := &Router{exact: map[string]*Route{}, below: map[string]map[string]*Route{}}
+	r := newRouter()
 	for _, rt := range rs {
-		prefix, rest, ok := strings.Cut(rt.Pattern, "/{id}")
-		if !ok {
-			r.exact[rt.Pattern] = rt
-			continue
-		}
-		if r.below[prefix] == nil {
-			r.below[prefix] = map[string]*Route{}
-			r.prefixes = append(r.prefixes, prefix)
-		}
-		r.below[prefix][rest] = rt
+		r.add(rt.Pattern, rt)
 	}
 	return r
 }
 
-// Match returns the route of path and its {id}, or nil.
-func (r *Router) Match(path []byte) (*Route, string) {
+func newRouter() *Router { return &Router{exact: map[string]*Route{}, below: map[string]*Router{}} }
+
+// add registers rt under pattern, the part of its pattern this router sees.
+func (r *Router) add(pattern string, rt *Route) {
+	open := strings.Index(pattern, "/{")
+	if open < 0 {
+		r.exact[pattern] = rt
+		return
+	}
+	prefix, rest := pattern[:open], pattern[open+2:]
+	if end := strings.IndexByte(rest, '}'); end >= 0 {
+		rest = rest[end+1:]
+	}
+	sub := r.below[prefix]
+	if sub == nil {
+		sub = newRouter()
+		r.below[prefix] = sub
+		r.prefixes = append(r.prefixes, prefix)
+	}
+	sub.add(rest, rt)
+}
+
+// Match returns the route of path and its parameters (id the first, id2 the second),
+// or nil.
+func (r *Router) Match(path []byte) (rt *Route, id, id2 string) {
+	rt, ids := r.match(path, 0)
+	return rt, ids[0], ids[1]
+}
+
+func (r *Router) match(path []byte, depth int) (*Route, [2]string) {
 	if rt, ok := r.exact[string(path)]; ok {
-		return rt, ""
+		return rt, [2]string{}
+	}
+	if depth >= 2 {
+		return nil, [2]string{}
 	}
 	for _, prefix := range r.prefixes {
 		if id, rest, ok := PathID(path, prefix); ok {
-			if rt, ok := r.below[prefix][string(rest)]; ok {
-				return rt, id
+			rt, ids := r.below[prefix].match(rest, depth+1)
+			if rt == nil {
+				return nil, [2]string{}
 			}
-			return nil, ""
+			copy(ids[1:], ids[:1])
+			ids[0] = id
+			return rt, ids
 		}
 	}
-	return nil, ""
+	return nil, [2]string{}
 }
 
 // RouteUnmatched labels requests that matched no route, so raw paths never become

@@ -20,6 +20,7 @@ const (
 	DefaultPublishTimeout = 5 * time.Second
 	DefaultStoreTimeout   = 10 * time.Second
 	DefaultDrainTimeout   = 10 * time.Second
+	DefaultAdminTimeout   = 5 * time.Second
 )
 
 // ErrInvalidConfig is wrapped by every error New returns for a Config or Deps that
@@ -39,6 +40,9 @@ type Config struct {
 	// StoreTimeout bounds each status store call made while serving one request
 	// (default 10s).
 	StoreTimeout time.Duration
+	// AdminTimeout bounds the wait for the admin API's answer to a relayed tenant
+	// request (default 5s); on expiry the client gets 503.
+	AdminTimeout time.Duration
 	// DrainTimeout bounds how long Run waits for in-flight requests after its context
 	// is cancelled (default 10s).
 	DrainTimeout time.Duration
@@ -96,6 +100,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, err
 	}
 	if cfg.StoreTimeout, err = positiveDuration("StoreTimeout", cfg.StoreTimeout, DefaultStoreTimeout); err != nil {
+		return cfg, err
+	}
+	if cfg.AdminTimeout, err = positiveDuration("AdminTimeout", cfg.AdminTimeout, DefaultAdminTimeout); err != nil {
 		return cfg, err
 	}
 	if cfg.DrainTimeout, err = positiveDuration("DrainTimeout", cfg.DrainTimeout, DefaultDrainTimeout); err != nil {

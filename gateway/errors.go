@@ -40,14 +40,13 @@ func badRequest(msg string) *apiError { return api.BadRequest(msg) }
 var (
 	// errUnauthorized is the one answer for a missing, malformed or unknown API key,
 	// so a client cannot tell which it was.
-	errUnauthorized       = newAPIError(401, CodeUnauthorized, "missing or unknown API key")
-	errSuspended          = newAPIError(403, CodeForbidden, "tenant is not active")
-	errEmptyBody          = api.ErrEmptyBody
-	errNotObject          = api.ErrNotObject
-	errControlChar        = newAPIError(400, CodeInvalidJSON, "request body is not valid JSON: a string holds an unescaped control character")
-	errBadType            = badRequest(`field "type" must be a string of at most 256 bytes without control characters`)
-	errBadIdempotencyKey  = badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
-	errTenantConfigViaAPI = newAPIError(404, CodeNotFound, "webhook configuration is not managed by the gateway; change it through the admin API (PATCH /v1/tenants/{id})")
+	errUnauthorized      = newAPIError(401, CodeUnauthorized, "missing or unknown API key")
+	errSuspended         = newAPIError(403, CodeForbidden, "tenant is not active")
+	errEmptyBody         = api.ErrEmptyBody
+	errNotObject         = api.ErrNotObject
+	errControlChar       = newAPIError(400, CodeInvalidJSON, "request body is not valid JSON: a string holds an unescaped control character")
+	errBadType           = badRequest(`field "type" must be a string of at most 256 bytes without control characters`)
+	errBadIdempotencyKey = badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
 )
 
 // unavailableError marks a failure of a dependency (JetStream, a store) that the client

@@ -103,6 +103,8 @@ func TestBadInputs(t *testing.T) {
 		tc{name: "get unknown tenant", method: "GET", path: "/v1/tenants/ten_nope", token: testAdminToken, code: 404, errCode: "not_found", msg: "tenant not found"},
 		tc{name: "get tenant with bad id", method: "GET", path: "/v1/tenants/a.b", token: testAdminToken, code: 404, errCode: "not_found", msg: "tenant not found"},
 		tc{name: "rotate unknown tenant", method: "POST", path: "/v1/tenants/ten_nope/rotate-secret", token: testAdminToken, code: 404, errCode: "not_found", msg: "webhook configuration not found"},
+		tc{name: "tenant patch bad targetUrl", method: "PATCH", path: "/v1/tenant", token: good.APIKey, body: `{"targetUrl":"javascript:alert(1)"}`, code: 400, errCode: "invalid_request", msg: targetMsg},
+		tc{name: "tenant patch missing targetUrl", method: "PATCH", path: "/v1/tenant", token: good.APIKey, body: `{}`, code: 400, errCode: "invalid_request", msg: `field "targetUrl" is required`},
 	)
 
 	var unauthorizedBody []byte

@@ -32,7 +32,8 @@ type syncBuffer = apitest.Logs
 
 // options tweak the environment start builds.
 type options struct {
-	cfg gateway.Config
+	cfg     gateway.Config
+	noAdmin bool // no admin API answers relayed requests
 }
 
 // env is a gateway serving on 127.0.0.1 over a real embedded JetStream server, and the
@@ -120,7 +121,9 @@ func start(t testing.TB, o options) *env {
 			t.Fatalf("Addr() = %q, want %q", srv.Addr(), ln.Addr())
 		}
 	}
-	e.admin = admintest.Start(t, ns.Connect(t), admintest.Options{Logger: log})
+	if !o.noAdmin {
+		e.admin = admintest.Start(t, ns.Connect(t), admintest.Options{Logger: log})
+	}
 	e.eventually(5*time.Second, "identity view loaded", func() bool { return view.Loaded() })
 	return e
 }

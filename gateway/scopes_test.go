@@ -3,9 +3,11 @@ package gateway_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/edgehook/edgehook/gateway"
 	"github.com/edgehook/edgehook/identity"
 )
 
@@ -87,19 +89,43 @@ func TestKeyScopes(t *testing.T) {
 }
 
 // TestRevokedKeyIsRefusedAtOnce: a key the gateway's view holds in memory is refused
-// (401) within a second of its revocation, while the tenant's other keys keep working.
+// (401) within a second of its revocation at the admin API, while the tenant's other
+// keys keep working.
 func TestRevokedKeyIsRefusedAtOnce(t *testing.T) {
 	e := start(t, options{})
 	c := e.createTenant(`{"targetUrl":"http://127.0.0.1:9/hook"}`)
 	key, k := e.addKey(c.TenantID, identity.Send)
 	e.eventually(5*time.Second, "both keys in the view's memory", func() bool { return e.view.Keys() == 2 })
 	e.ingest(key, `{}`)
-	if _, err := e.identity.RevokeKey(context.Background(), c.TenantID, k.KeyID); err != nil {
-		t.Fatal(err)
+	if r := e.do("DELETE", "/v1/tenants/"+c.TenantID+"/keys/"+k.KeyID, testAdminToken, ""); r.code != 204 {
+		t.Fatalf("revoke at the admin API: %d %s", r.code, r.body)
 	}
 	took := e.eventually(time.Second, "revoked key refused", func() bool {
 		return e.do("POST", "/v1/events", key, `{}`).code == 401
 	})
 	t.Logf("revoked key refused after %v", took)
 	e.ingest(c.APIKey, `{}`)
+}
+
+// TestRelayWithoutAnAdminAPI: with no admin API answering (none running, or at an edge
+// the link down), a tenant's endpoint and key requests get 503 with Retry-After, not a
+// hang, but GET /v1/tenant, which shows the identity record from the gateway's view
+// (without the target URL); ingest is unaffected.
+func TestRelayWithoutAnAdminAPI(t *testing.T) {
+	e := start(t, options{noAdmin: true, cfg: gateway.Config{AdminTimeout: 500 * time.Millisecond}})
+	key, hash, _ := identity.NewAPIKey()
+	if err := e.identity.Create(context.Background(), identity.Tenant{TenantID: "ten_alone", Status: identity.StatusActive, Plan: "free", CreatedAt: time.Now().UTC()}, hash); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", "/v1/tenant", key, "")
+	if got := strings.Join(keys(r.json(t)), ","); r.code != 200 || got != "createdAt,plan,status,tenantId" {
+		t.Errorf("GET /v1/tenant without an admin API: %d %s", r.code, r.body)
+	}
+	for _, req := range [][2]string{{"PATCH", "/v1/tenant"}, {"GET", "/v1/tenant/keys"}, {"POST", "/v1/tenant/rotate-secret"}} {
+		r := e.do(req[0], req[1], key, `{"targetUrl":"https://x.example/"}`)
+		if code, msg := r.errorBody(t); r.code != 503 || code != "unavailable" || msg != "the admin API is unavailable; retry later" || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: %d %s", req[0], req[1], r.code, r.body)
+		}
+	}
+	e.ingest(key, `{}`)
 }

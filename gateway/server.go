@@ -158,7 +158,7 @@ func (s *Server) Addr() string { return s.bound.Addr() }
 // over the limit, 408 for a read timeout, 400 otherwise. fasthttp closes the
 // connection afterwards.
 func (s *Server) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
-	route, _ := s.routes.Match(ctx.Path())
+	route, _, _ := s.routes.Match(ctx.Path())
 	label := route.Label()
 	s.writeError(ctx, api.ErrorForRequest(err, s.tooLarge), label)
 	s.metrics.observeRequest(label, ctx.Response.StatusCode())

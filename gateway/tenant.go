@@ -45,33 +45,6 @@ func (s *Server) getEvent(ctx *fasthttp.RequestCtx, id string) error {
 	return nil
 }
 
-// tenantResponse is the body of GET /v1/tenant. It never holds a secret.
-type tenantResponse struct {
-	TenantID  string    `json:"tenantId"`
-	Status    string    `json:"status"`
-	Plan      string    `json:"plan"`
-	CreatedAt time.Time `json:"createdAt"`
-}
-
-// getOwnTenant serves GET /v1/tenant: the caller's identity record.
-func (s *Server) getOwnTenant(ctx *fasthttp.RequestCtx, _ string) error {
-	t, err := s.authenticate(ctx)
-	if err != nil {
-		return err
-	}
-	writeJSON(ctx, fasthttp.StatusOK, tenantResponse{TenantID: t.TenantID, Status: t.Status, Plan: t.Plan, CreatedAt: t.CreatedAt})
-	return nil
-}
-
-// patchOwnTenant serves PATCH /v1/tenant: the gateway holds no webhook configuration
-// (least privilege), so it says where to go.
-func (s *Server) patchOwnTenant(ctx *fasthttp.RequestCtx, _ string) error {
-	if _, err := s.authenticateActive(ctx); err != nil {
-		return err
-	}
-	return errTenantConfigViaAPI
-}
-
 // storeCtx bounds one store call by Config.StoreTimeout. It does not derive from the
 // request: fasthttp's request context is only cancelled at server shutdown, when
 // in-flight requests should finish rather than fail.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -99,4 +100,39 @@ func TestUpPrintsOnlyAnAdminTokenItGenerated(t *testing.T) {
 			t.Errorf("the public gateway serves the admin API: %d, want 404", code)
 		}
 	})
+}
+
+// TestUpRelaysTenantRequestsToTheAdminAPI: under `up`, the gateway relays a tenant's
+// endpoint and key requests over NATS to the admin API, which checks the key's scope:
+// a send key created at the admin API cannot move the tenant's webhooks, its manage
+// key can, and a key revoked through the gateway is refused there at once.
+func TestUpRelaysTenantRequestsToTheAdminAPI(t *testing.T) {
+	sys := startUp(t, nil)
+	var c createdTenant
+	if code := call(t, "POST", "http://"+sys.admin+"/v1/tenants", sys.adminToken, map[string]string{"targetUrl": "http://example.invalid/"}, &c); code != 201 {
+		t.Fatalf("create tenant: %d", code)
+	}
+	var send struct{ KeyID, APIKey string }
+	body := map[string]any{"name": "app", "scopes": []string{"send"}}
+	if code := call(t, "POST", "http://"+sys.admin+"/v1/tenants/"+c.TenantID+"/keys", sys.adminToken, body, &send); code != 201 || send.APIKey == "" {
+		t.Fatalf("create a send key: %d", code)
+	}
+	gw := "http://" + sys.api
+	if code := call(t, "PATCH", gw+"/v1/tenant", send.APIKey, map[string]string{"targetUrl": "http://evil.example/"}, nil); code != 403 {
+		t.Errorf("PATCH /v1/tenant with a send key: %d, want 403", code)
+	}
+	var tn map[string]any
+	if code := call(t, "PATCH", gw+"/v1/tenant", c.APIKey, map[string]string{"targetUrl": "http://example.invalid/v2"}, &tn); code != 200 || tn["targetUrl"] != "http://example.invalid/v2" {
+		t.Errorf("PATCH /v1/tenant with the first key: %d %v", code, tn)
+	}
+	if code := call(t, "DELETE", gw+"/v1/tenant/keys/"+send.KeyID, c.APIKey, nil, nil); code != 204 {
+		t.Fatalf("revoke through the gateway: %d", code)
+	}
+	deadline := time.Now().Add(time.Second)
+	for call(t, "POST", gw+"/v1/events", send.APIKey, map[string]string{"type": "x"}, nil) != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked key still sends events after 1s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
