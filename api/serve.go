@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,7 +29,13 @@ func ServeUntil(ctx context.Context, srv *fasthttp.Server, ln net.Listener, drai
 	dctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	shutdownErr := srv.ShutdownWithContext(dctx)
+	// A shutdown that comes before Serve has registered ln does not close it; closing
+	// it here ends Serve's accept loop either way.
+	ln.Close()
 	serveErr := <-errc
+	if errors.Is(serveErr, net.ErrClosed) {
+		serveErr = nil
+	}
 	if shutdownErr != nil {
 		return fmt.Errorf("drain: %w", shutdownErr)
 	}
