@@ -224,10 +224,13 @@ TENANT=$(curl -s -X POST http://{{admin}}/v1/tenants -H "Authorization: Bearer $
 echo "$TENANT"
 TENANT_ID=$(echo "$TENANT" | sed -E 's/.*"tenantId":"([^"]+)".*/\1/')
 API_KEY=$(echo "$TENANT" | sed -E 's/.*"apiKey":"([^"]+)".*/\1/')
-# 2. send an event
-EVENT_ID=$(curl -s -X POST http://{{api}}/v1/events -H "Authorization: Bearer $API_KEY" \
+# 2. give the application a key that may only send events, and send one with it
+SEND_KEY=$(curl -s -X POST http://{{admin}}/v1/tenants/$TENANT_ID/keys -H "Authorization: Bearer $EDGEHOOK_ADMIN_TOKEN" \
+  -d '{"name":"app","scopes":["send"]}' | sed -E 's/.*"apiKey":"([^"]+)".*/\1/')
+EVENT_ID=$(curl -s -X POST http://{{api}}/v1/events -H "Authorization: Bearer $SEND_KEY" \
   -d '{"type":"order.created","data":{"orderId":42}}' | sed -E 's/.*"eventId":"([^"]+)".*/\1/')
-# 3. see it delivered, and the verified copy the receiver put in the RECEIVED stream
+# 3. see it delivered (with the first key, which holds every scope), and the verified copy
+#    the receiver put in the RECEIVED stream
 sleep 1; curl -s http://{{api}}/v1/events/$EVENT_ID -H "Authorization: Bearer $API_KEY"; echo
 bin/nats --server nats://{{nats}} --user operator --password "$(cat {{data}}/nats-operator.password)" \
   stream get RECEIVED --last-for "received.$TENANT_ID"
