@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -134,5 +135,52 @@ func TestUpRelaysTenantRequestsToTheAdminAPI(t *testing.T) {
 			t.Fatal("the revoked key still sends events after 1s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestTenantCommandManagesKeys: `edgehook tenant` creates and updates a tenant (flags
+// may follow the id) and adds, lists, rotates and revokes its keys at the admin API
+// (EDGEHOOK_ADMIN_URL); a key is printed only by the action that makes it.
+func TestTenantCommandManagesKeys(t *testing.T) {
+	sys := startUp(t, nil)
+	env := map[string]string{"EDGEHOOK_ADMIN_URL": "http://" + sys.admin, "EDGEHOOK_ADMIN_TOKEN": sys.adminToken}
+	tenantCmd := func(args ...string) map[string]any {
+		t.Helper()
+		out, stderr, err := runArgs(t, env, append([]string{"tenant"}, args...)...)
+		if err != nil {
+			t.Fatalf("tenant %v: %v\n%s", args, err, stderr)
+		}
+		var m map[string]any
+		if strings.TrimSpace(out) != "" {
+			if err := json.Unmarshal([]byte(out), &m); err != nil {
+				t.Fatalf("tenant %v printed %q: %v", args, out, err)
+			}
+		}
+		return m
+	}
+	c := tenantCmd("create", "--target-url", "http://example.invalid/")
+	id, _ := c["tenantId"].(string)
+	if u := tenantCmd("update", id, "--plan", "pro"); u["plan"] != "pro" {
+		t.Errorf("update with a flag after the id printed %v", u)
+	}
+	k := tenantCmd("add-key", id, "--name", "app", "--scopes", "send,read")
+	keyID, _ := k["keyId"].(string)
+	apiKey, _ := k["apiKey"].(string)
+	if !strings.HasPrefix(apiKey, "ehk_") || !strings.HasPrefix(keyID, "key_") {
+		t.Fatalf("add-key printed %v", k)
+	}
+	out, _, err := runArgs(t, env, "tenant", "keys", id)
+	if err != nil || !strings.Contains(out, keyID) || strings.Contains(out, apiKey) || strings.Contains(out, "apiKey") {
+		t.Fatalf("keys: %v\n%s", err, out)
+	}
+	if r := tenantCmd("rotate-key", id, keyID); r["apiKey"] == apiKey || r["keyId"] != keyID {
+		t.Errorf("rotate-key printed %v", r)
+	}
+	tenantCmd("revoke-key", id, keyID)
+	if _, _, err := runArgs(t, env, "tenant", "revoke-key", id, keyID); err == nil || !strings.Contains(err.Error(), "API key not found") {
+		t.Errorf("revoking twice: %v", err)
+	}
+	if _, _, err := runArgs(t, env, "tenant", "add-key", id, "--name", "x"); exitCode(err) != 2 || !strings.Contains(err.Error(), "--scopes") {
+		t.Errorf("add-key without scopes: %v", err)
 	}
 }
