@@ -48,7 +48,7 @@ type adminOptions struct {
 
 func (o *adminOptions) register(s *settings) {
 	s.String(&o.addr, "admin-addr", "EDGEHOOK_ADMIN_ADDR", admin.DefaultAddr, "admin API listen address (keep it off the public network)")
-	s.Secret(&o.token, "admin-token", "EDGEHOOK_ADMIN_TOKEN", fmt.Sprintf("admin API bearer token, at least %d characters (`up` generates one if unset)", admin.MinTokenLen))
+	s.Secret(&o.token, "admin-token", "EDGEHOOK_ADMIN_TOKEN", fmt.Sprintf("admin API bearer token, at least %d characters (up generates one if unset)", admin.MinTokenLen))
 	s.Duration(&o.rotationWindow, "rotation-window", "EDGEHOOK_ROTATION_WINDOW", admin.DefaultRotationWindow, "how long a rotated-out signing secret stays valid")
 }
 

@@ -35,7 +35,7 @@ func runTenant(ctx context.Context, env *environment, args []string) error {
 	action := args[0]
 	var adminURL, token, targetURL, plan, status, keyName, scopes string
 	s := newSettings("tenant "+action, env.getenv, env.stderr)
-	s.String(&adminURL, "admin-url", "EDGEHOOK_ADMIN_URL", "http://"+admin.DefaultAddr, "admin API base URL (`edgehook admin`, or `up`'s EDGEHOOK_ADMIN_ADDR)")
+	s.String(&adminURL, "admin-url", "EDGEHOOK_ADMIN_URL", "http://"+admin.DefaultAddr, "admin API base URL (edgehook admin, or the EDGEHOOK_ADMIN_ADDR of up)")
 	s.Secret(&token, "admin-token", "EDGEHOOK_ADMIN_TOKEN", "admin API bearer token")
 	switch action {
 	case "create":
