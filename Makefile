@@ -70,6 +70,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzBatchBody$$' -fuzztime $(FUZZTIME) ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./webhook
 	$(GO) test -run '^$$' -fuzz '^FuzzReceiverRequest$$' -fuzztime $(FUZZTIME) ./receiver
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminRequest$$' -fuzztime $(FUZZTIME) ./admin
 
 ## bench: the standard benchmark set (`edgehook bench --scenario all`) on a self-started
 ## system, each figure next to its ceiling measured in the same run; prints the table

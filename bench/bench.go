@@ -244,8 +244,10 @@ func (c Config) withDefaults() (Config, error) {
 
 // Target is a running edgehook system the scenarios drive.
 type Target struct {
-	// APIURL is the gateway's base URL (http://host:port); the admin API must be on.
+	// APIURL is the gateway's base URL (http://host:port).
 	APIURL string
+	// AdminURL is the admin API's base URL (http://host:port), its own listener.
+	AdminURL string
 	// AdminToken is the admin API's bearer token; the bench creates its own tenants.
 	AdminToken string
 	// ReceiverURL is the receiver's base URL; the bench's tenants deliver to

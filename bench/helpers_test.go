@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgehook/edgehook/admin"
+	"github.com/edgehook/edgehook/admin/admintest"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -25,10 +26,10 @@ import (
 	"github.com/edgehook/edgehook/worker"
 )
 
-const testAdminToken = "bench-test-admin-token-0123456789"
+const testAdminToken = admintest.Token
 
 // launcher returns a bench.Launcher that starts, per call, a real system for the
-// test: an embedded JetStream server with the topology applied, the gateway with its
+// test: an embedded JetStream server with the topology applied, the gateway, the
 // admin API, the receiver and, when asked, a worker allowed to deliver to loopback,
 // with webhook configuration in a dev secret store. Each system stops when the bench
 // releases it; the test fails if a component does not stop cleanly. launches counts
@@ -48,11 +49,10 @@ func launcher(t *testing.T) (bench.Launcher, *launches) {
 		if err != nil {
 			return bench.Target{}, nil, err
 		}
-		store, err := vault.OpenDevStore(filepath.Join(t.TempDir(), "dev-secrets.json"))
-		if err != nil {
-			return bench.Target{}, nil, err
-		}
-		cache := vault.NewCache(store, vault.CacheConfig{}, nil)
+		// The admin API, its own component on its own listener, writes the webhook
+		// configuration the worker and receiver read.
+		adm := admintest.Start(t, ns.Connect(t), admintest.Options{Config: admin.Config{AllowPrivateTargets: true}})
+		cache := vault.NewCache(adm.Configs, vault.CacheConfig{}, nil)
 		log := slog.New(slog.DiscardHandler)
 		runCtx, cancel := context.WithCancel(context.Background())
 		var (
@@ -80,8 +80,8 @@ func launcher(t *testing.T) (bench.Launcher, *launches) {
 		view := identity.NewView(idKV, log)
 		run("identity view", view.Run)
 		reg := prometheus.NewRegistry()
-		gw, err := gateway.New(gateway.Config{Addr: "127.0.0.1:0", AdminToken: testAdminToken}, gateway.Deps{
-			JS: js, View: view, Identity: identity.NewStore(idKV), Status: status.NewStore(stKV), Configs: store,
+		gw, err := gateway.New(gateway.Config{Addr: "127.0.0.1:0"}, gateway.Deps{
+			JS: js, View: view, Status: status.NewStore(stKV),
 			Logger: log, Registerer: reg, Gatherer: reg,
 		})
 		if err != nil {
@@ -121,6 +121,7 @@ func launcher(t *testing.T) (bench.Launcher, *launches) {
 		}
 		target := bench.Target{
 			APIURL:      "http://" + gwLn.Addr().String(),
+			AdminURL:    adm.URL,
 			AdminToken:  testAdminToken,
 			ReceiverURL: "http://" + rc.Addr(),
 			NATSURL:     ns.URL,

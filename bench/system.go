@@ -111,7 +111,7 @@ func (s *system) admin(ctx context.Context, method, path string, body, out any) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(s.APIURL, "/")+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(s.AdminURL, "/")+path, bytes.NewReader(b))
 	if err != nil {
 		return fmt.Errorf("%w: admin API URL: %w", ErrInvalidConfig, err)
 	}

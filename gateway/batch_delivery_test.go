@@ -55,7 +55,7 @@ func TestBatchEventsAreDelivered(t *testing.T) {
 	}
 
 	w, err := worker.New(worker.Config{AllowPrivateTargets: true, DrainTimeout: 2 * time.Second},
-		worker.Deps{JS: e.js, Configs: e.configs, Logger: slog.New(slog.DiscardHandler)})
+		worker.Deps{JS: e.js, Configs: e.admin.Configs, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,21 +12,16 @@ import (
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
-	"github.com/edgehook/edgehook/vault"
 )
 
 // Defaults applied by New to zero-valued Config fields.
 const (
 	DefaultMaxBodyBytes   = 256 << 10
 	DefaultPublishTimeout = 5 * time.Second
-	DefaultRotationWindow = 24 * time.Hour
 	DefaultStoreTimeout   = 10 * time.Second
 	DefaultDrainTimeout   = 10 * time.Second
+	DefaultAdminTimeout   = 5 * time.Second
 )
-
-// MinAdminTokenLen is the shortest admin token New accepts, so the admin API is never
-// guarded by a guessable password.
-const MinAdminTokenLen = 16
 
 // ErrInvalidConfig is wrapped by every error New returns for a Config or Deps that
 // cannot work; the message names the setting.
@@ -42,14 +37,12 @@ type Config struct {
 	// PublishTimeout bounds the wait for the JetStream acks of one event (default 5s);
 	// on expiry the client gets 503.
 	PublishTimeout time.Duration
-	// AdminToken enables the admin API when non-empty (at least MinAdminTokenLen
-	// characters). It is compared in constant time and never logged.
-	AdminToken string
-	// RotationWindow is how long a rotated-out signing secret stays valid (default 24h).
-	RotationWindow time.Duration
-	// StoreTimeout bounds each identity, status or webhook-config store call made while
-	// serving one request (default 10s).
+	// StoreTimeout bounds each status store call made while serving one request
+	// (default 10s).
 	StoreTimeout time.Duration
+	// AdminTimeout bounds the wait for the admin API's answer to a relayed tenant
+	// request (default 5s); on expiry the client gets 503.
+	AdminTimeout time.Duration
 	// DrainTimeout bounds how long Run waits for in-flight requests after its context
 	// is cancelled (default 10s).
 	DrainTimeout time.Duration
@@ -64,7 +57,8 @@ type Config struct {
 }
 
 // Deps are the gateway's collaborators. The gateway does not own them: it neither
-// runs the View nor closes the NATS connection.
+// runs the View nor closes the NATS connection. It has no identity writer and no
+// webhook configuration store: those are the admin API's (package admin).
 type Deps struct {
 	// JS publishes events and their queued status records. The gateway derives its
 	// own publisher on JS.Conn() (same domain or API prefix) whose async acks time
@@ -72,8 +66,6 @@ type Deps struct {
 	JS jetstream.JetStream
 	// View authenticates API keys in memory; the caller runs View.Run.
 	View *identity.View
-	// Identity writes tenant records; required when the admin API is enabled.
-	Identity *identity.Store
 	// Status reads the event status records tenants ask for (at an edge, the hub's,
 	// through a lazy store).
 	Status *status.Store
@@ -83,10 +75,6 @@ type Deps struct {
 	// Hub is a JetStream context in the hub's domain, for an edge gateway's link probe;
 	// required with Config.Edge.
 	Hub jetstream.JetStream
-	// Configs reads and writes webhook configuration. Required when the admin API is
-	// enabled; when nil, PATCH /v1/tenant answers 404 and GET /v1/tenant omits
-	// targetUrl.
-	Configs vault.ConfigStore
 	// Logger receives structured logs (default: discarded).
 	Logger *slog.Logger
 	// Registerer is where the gateway registers its metrics.
@@ -111,10 +99,10 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.PublishTimeout, err = positiveDuration("PublishTimeout", cfg.PublishTimeout, DefaultPublishTimeout); err != nil {
 		return cfg, err
 	}
-	if cfg.RotationWindow, err = positiveDuration("RotationWindow", cfg.RotationWindow, DefaultRotationWindow); err != nil {
+	if cfg.StoreTimeout, err = positiveDuration("StoreTimeout", cfg.StoreTimeout, DefaultStoreTimeout); err != nil {
 		return cfg, err
 	}
-	if cfg.StoreTimeout, err = positiveDuration("StoreTimeout", cfg.StoreTimeout, DefaultStoreTimeout); err != nil {
+	if cfg.AdminTimeout, err = positiveDuration("AdminTimeout", cfg.AdminTimeout, DefaultAdminTimeout); err != nil {
 		return cfg, err
 	}
 	if cfg.DrainTimeout, err = positiveDuration("DrainTimeout", cfg.DrainTimeout, DefaultDrainTimeout); err != nil {
@@ -131,9 +119,6 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, fmt.Errorf("%w: Edge: %w", ErrInvalidConfig, err)
 		}
 	}
-	if cfg.AdminToken != "" && len(cfg.AdminToken) < MinAdminTokenLen {
-		return cfg, fmt.Errorf("%w: AdminToken must be at least %d characters", ErrInvalidConfig, MinAdminTokenLen)
-	}
 	return cfg, nil
 }
 
@@ -148,7 +133,7 @@ func positiveDuration(name string, d, def time.Duration) (time.Duration, error) 
 }
 
 // validate checks that every dependency the configuration needs is present.
-func (d Deps) validate(adminEnabled, edge bool) error {
+func (d Deps) validate(edge bool) error {
 	switch {
 	case edge && d.Queued == nil:
 		return fmt.Errorf("%w: Deps.Queued is required at an edge", ErrInvalidConfig)
@@ -164,10 +149,6 @@ func (d Deps) validate(adminEnabled, edge bool) error {
 		return fmt.Errorf("%w: Deps.Registerer is required", ErrInvalidConfig)
 	case d.Gatherer == nil:
 		return fmt.Errorf("%w: Deps.Gatherer is required", ErrInvalidConfig)
-	case adminEnabled && d.Identity == nil:
-		return fmt.Errorf("%w: Deps.Identity is required when AdminToken is set", ErrInvalidConfig)
-	case adminEnabled && d.Configs == nil:
-		return fmt.Errorf("%w: Deps.Configs is required when AdminToken is set", ErrInvalidConfig)
 	}
 	return nil
 }

@@ -2,15 +2,9 @@ package gateway
 
 import (
 	"github.com/valyala/fasthttp"
-)
 
-// healthz serves GET /healthz: 200 whenever the process serves HTTP.
-func (s *Server) healthz(ctx *fasthttp.RequestCtx, _ string) error {
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"status":"ok"}`)
-	return nil
-}
+	"github.com/edgehook/edgehook/api"
+)
 
 // readyz serves GET /readyz: 200 once the identity view has loaded and while the NATS
 // connection is up, so a load balancer only sends traffic that can be accepted.
@@ -21,9 +15,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ string) error {
 	case !s.deps.JS.Conn().IsConnected():
 		return newAPIError(fasthttp.StatusServiceUnavailable, CodeUnavailable, "not connected to NATS")
 	}
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"status":"ready"}`)
+	api.WriteStatus(ctx, "ready")
 	return nil
 }
 

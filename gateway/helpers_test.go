@@ -1,115 +1,53 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgehook/edgehook/admin"
+	"github.com/edgehook/edgehook/admin/admintest"
+	"github.com/edgehook/edgehook/api/apitest"
 	"github.com/edgehook/edgehook/gateway"
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/natsconf/natstest"
 	"github.com/edgehook/edgehook/status"
-	"github.com/edgehook/edgehook/vault"
 )
 
-const testAdminToken = "admin-token-for-tests-0123456789"
-
-// memConfigs is an in-memory vault.ConfigStore.
-type memConfigs struct {
-	mu sync.Mutex
-	m  map[string]vault.WebhookConfig
-}
-
-func newMemConfigs() *memConfigs { return &memConfigs{m: make(map[string]vault.WebhookConfig)} }
-
-func (c *memConfigs) WebhookConfig(_ context.Context, tenantID string) (vault.WebhookConfig, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	wc, ok := c.m[tenantID]
-	if !ok {
-		return vault.WebhookConfig{}, vault.ErrNotFound
-	}
-	wc.Previous = append([]vault.PreviousSecret(nil), wc.Previous...)
-	wc.RotationHistory = append([]vault.Rotation(nil), wc.RotationHistory...)
-	return wc, nil
-}
-
-func (c *memConfigs) PutWebhookConfig(_ context.Context, wc vault.WebhookConfig) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m[wc.TenantID] = wc
-	return nil
-}
-
-func (c *memConfigs) DeleteWebhookConfig(_ context.Context, tenantID string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, tenantID)
-	return nil
-}
-
-func (c *memConfigs) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}
-
-// failingPuts is a fault injector: a ConfigStore whose writes fail.
-type failingPuts struct {
-	vault.ConfigStore
-	err error
-}
-
-func (f failingPuts) PutWebhookConfig(context.Context, vault.WebhookConfig) error { return f.err }
+// testAdminToken is the admin token of the admin API every env runs beside its
+// gateway.
+const testAdminToken = admintest.Token
 
 // syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = apitest.Logs
 
 // options tweak the environment start builds.
 type options struct {
-	cfg      gateway.Config
-	noAdmin  bool                                                    // no admin token, no Identity, no Configs
-	configs  func(*memConfigs) vault.ConfigStore                     // wraps the in-memory store
-	identity func(t testing.TB, def *identity.Store) *identity.Store // replaces the identity store
+	cfg     gateway.Config
+	noAdmin bool // no admin API answers relayed requests
 }
 
-// env is a gateway serving on 127.0.0.1 over a real embedded JetStream server.
+// env is a gateway serving on 127.0.0.1 over a real embedded JetStream server, and the
+// admin API beside it on its own listener, as a deployment runs them.
 type env struct {
 	t        testing.TB
 	nats     *natstest.Server
 	js       jetstream.JetStream
 	base     string
-	configs  *memConfigs
+	admin    *admintest.Server
+	view     *identity.View
 	identity *identity.Store
 	status   *status.Store
-	logs     *syncBuffer
+	logs     *apitest.Logs
 	client   *http.Client
 }
 
@@ -127,7 +65,7 @@ func start(t testing.TB, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &apitest.Logs{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -141,7 +79,7 @@ func start(t testing.TB, o options) *env {
 	go func() { viewErr <- view.Run(runCtx) }()
 
 	e := &env{
-		t: t, nats: ns, js: js, configs: newMemConfigs(), identity: identity.NewStore(idKV),
+		t: t, nats: ns, js: js, identity: identity.NewStore(idKV), view: view,
 		status: status.NewStore(stKV), logs: logs,
 		client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}
@@ -152,17 +90,6 @@ func start(t testing.TB, o options) *env {
 	}
 	reg := prometheus.NewRegistry()
 	deps.Registerer, deps.Gatherer = reg, reg
-	if !o.noAdmin {
-		cfg.AdminToken = testAdminToken
-		deps.Identity = e.identity
-		if o.identity != nil {
-			deps.Identity = o.identity(t, e.identity)
-		}
-		deps.Configs = e.configs
-		if o.configs != nil {
-			deps.Configs = o.configs(e.configs)
-		}
-	}
 	srv, err := gateway.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
@@ -194,6 +121,9 @@ func start(t testing.TB, o options) *env {
 			t.Fatalf("Addr() = %q, want %q", srv.Addr(), ln.Addr())
 		}
 	}
+	if !o.noAdmin {
+		e.admin = admintest.Start(t, ns.Connect(t), admintest.Options{Logger: log})
+	}
 	e.eventually(5*time.Second, "identity view loaded", func() bool { return view.Loaded() })
 	return e
 }
@@ -220,84 +150,41 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t testing.TB) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("response body %q is not a JSON object: %v", r.body, err)
-	}
-	return m
+func (r response) api() apitest.Response {
+	return apitest.Response{Code: r.code, Header: r.header, Body: r.body}
 }
+
+func (r response) json(t testing.TB) map[string]any { t.Helper(); return r.api().JSON(t) }
 
 // errorBody returns the code and message of a JSON error response, failing the test
 // if the body is not exactly {"error":{"code","message"}}.
-func (r response) errorBody(t testing.TB) (string, string) {
-	t.Helper()
-	var eb struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(r.body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
-		t.Fatalf("error body %q is not {\"error\":{\"code\",\"message\"}}: %v", r.body, err)
-	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("error Content-Type = %q, want application/json", ct)
-	}
-	return eb.Error.Code, eb.Error.Message
-}
+func (r response) errorBody(t testing.TB) (string, string) { t.Helper(); return r.api().ErrorBody(t) }
 
-// do sends one request; token goes into "Authorization: Bearer"; extra headers come in
-// key, value pairs.
+// do sends one request, to the admin API for its paths (/v1/tenants...) and to the
+// gateway for all others; token goes into "Authorization: Bearer"; extra headers come
+// in key, value pairs.
 func (e *env) do(method, path, token, body string, headers ...string) response {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.base+path, strings.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
+	base := e.base
+	if path == "/v1/tenants" || strings.HasPrefix(path, "/v1/tenants/") {
+		base = e.admin.URL
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return response{code: resp.StatusCode, header: resp.Header, body: b}
+	return e.doAt(base, method, path, token, body, headers...)
+}
+
+// doAt sends one request to the server at base.
+func (e *env) doAt(base, method, path, token, body string, headers ...string) response {
+	e.t.Helper()
+	r := apitest.Do(e.t, e.client, method, base+path, token, body, headers...)
+	return response{code: r.Code, header: r.Header, body: r.Body}
 }
 
 // created is the admin API's answer to POST /v1/tenants.
-type created struct {
-	TenantID      string    `json:"tenantId"`
-	APIKey        string    `json:"apiKey"`
-	WebhookSecret string    `json:"webhookSecret"`
-	TargetURL     string    `json:"targetUrl"`
-	Plan          string    `json:"plan"`
-	Status        string    `json:"status"`
-	CreatedAt     time.Time `json:"createdAt"`
-}
+type created = admin.CreatedTenant
 
 func (e *env) createTenant(body string) created {
 	e.t.Helper()
-	r := e.do("POST", "/v1/tenants", testAdminToken, body)
-	if r.code != http.StatusCreated {
-		e.t.Fatalf("create tenant: %d %s", r.code, r.body)
-	}
-	var c created
-	if err := json.Unmarshal(r.body, &c); err != nil {
-		e.t.Fatalf("create tenant: %v in %s", err, r.body)
-	}
-	return c
+	return e.admin.CreateTenant(e.t, e.client, body)
 }
 
 // ingest posts body as tenant key and returns the event id of a 202.

@@ -1,42 +1,26 @@
 package gateway
 
 import (
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgehook/edgehook/api"
 	"github.com/edgehook/edgehook/promreg"
 )
 
 // serverLabel is the value of the "server" label on the shared HTTP request counter.
 const serverLabel = "gateway"
 
-// routeUnmatched labels requests that matched no route, so raw paths never become
-// label values.
-const routeUnmatched = "unmatched"
-
 // metrics are the gateway's Prometheus collectors.
 type metrics struct {
-	requests *prometheus.CounterVec
+	requests *api.Requests
 	publish  prometheus.Histogram
 	accepted prometheus.Counter
-	// codes holds the decimal text of every HTTP status code, so counting a request
-	// does not format one.
-	codes [600]string
 }
-
-// HTTPRequestsHelp is the help text of edgehook_http_requests_total. Every edgehook
-// HTTP server registers the counter with this exact text and the labels server,
-// route, code, so they can share one registry.
-const HTTPRequestsHelp = "HTTP requests served, by server, route pattern and status code."
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{}
 	var err error
-	if m.requests, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "edgehook_http_requests_total",
-		Help: HTTPRequestsHelp,
-	}, []string{"server", "route", "code"})); err != nil {
+	if m.requests, err = api.NewRequests(reg, serverLabel); err != nil {
 		return nil, err
 	}
 	if m.publish, err = promreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -52,17 +36,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})); err != nil {
 		return nil, err
 	}
-	for i := range m.codes {
-		m.codes[i] = strconv.Itoa(i)
-	}
 	return m, nil
 }
 
 // observeRequest counts one request on route answered with code.
-func (m *metrics) observeRequest(route string, code int) {
-	c := "other"
-	if code >= 0 && code < len(m.codes) {
-		c = m.codes[code]
-	}
-	m.requests.WithLabelValues(serverLabel, route, c).Inc()
-}
+func (m *metrics) observeRequest(route string, code int) { m.requests.Observe(route, code) }

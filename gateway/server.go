@@ -1,13 +1,12 @@
 // Package gateway is edgehook's HTTP front door: a fasthttp server that authenticates
 // tenants by API key against an in-memory identity view, accepts events and answers 202
-// only once JetStream has stored them, lets tenants read their own event status, and
-// (when an admin token is configured) serves the tenant admin API.
+// only once JetStream has stored them and lets tenants read their own event status. It
+// holds no Vault token and cannot write identity: the admin API (package admin) is its
+// own component.
 package gateway
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"github.com/valyala/fastjson"
 
+	"github.com/edgehook/edgehook/api"
 	"github.com/edgehook/edgehook/natsconf"
 )
 
@@ -36,8 +36,7 @@ type Server struct {
 	metrics  *metrics
 	parsers  fastjson.ParserPool
 	outs     sync.Pool // *outgoing (ingest.go)
-	routes   map[string]*route
-	adminKey [sha256.Size]byte
+	routes   *api.Router
 	http     *fasthttp.Server
 	promh    fasthttp.RequestHandler
 	tooLarge *apiError
@@ -47,8 +46,7 @@ type Server struct {
 	queuedBucket  string
 	link          *hubLink // nil but at an edge
 
-	mu   sync.Mutex
-	addr string
+	bound api.Bound
 }
 
 // New validates cfg and deps, registers the metrics and returns a Server that is not
@@ -58,7 +56,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := deps.validate(cfg.AdminToken != "", cfg.Edge != ""); err != nil {
+	if err := deps.validate(cfg.Edge != ""); err != nil {
 		return nil, err
 	}
 	if deps.Logger == nil {
@@ -82,9 +80,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.tooLarge = newAPIError(fasthttp.StatusRequestEntityTooLarge, CodePayloadTooLarge,
 		fmt.Sprintf("request body exceeds the limit of %d bytes", cfg.MaxBodyBytes))
-	if cfg.AdminToken != "" {
-		s.adminKey = sha256.Sum256([]byte(cfg.AdminToken))
-	}
 	s.subjectPrefix, s.queuedBucket = natsconf.EventsSubjectPrefix, natsconf.BucketStatus
 	if cfg.Edge != "" {
 		s.subjectPrefix, s.queuedBucket = natsconf.EdgeSubjectPrefix(cfg.Edge), natsconf.EdgeQueuedBucket(cfg.Edge)
@@ -104,7 +99,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		IdleTimeout:          2 * time.Minute,
 		NoDefaultContentType: true,
 		CloseOnShutdown:      true,
-		Logger:               fasthttpLogger{s.log},
+		Logger:               api.FastHTTPLogger{Log: s.log},
 	}
 	return s, nil
 }
@@ -129,8 +124,7 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.serveHTTP }
 // Run listens on Config.Addr and serves until ctx is cancelled, then stops accepting,
 // lets in-flight requests finish for at most Config.DrainTimeout and returns.
 func (s *Server) Run(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	ln, err := api.Listen(ctx, s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("gateway: listen on %s: %w", s.cfg.Addr, err)
 	}
@@ -140,10 +134,8 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves on ln (which it closes) until ctx is cancelled, with the same bounded
 // drain as Run.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	s.mu.Lock()
-	s.addr = ln.Addr().String()
-	s.mu.Unlock()
-	s.log.Info("gateway listening", "addr", s.addr, "admin_api", s.cfg.AdminToken != "", "edge", s.cfg.Edge)
+	s.bound.Set(ln.Addr().String())
+	s.log.Info("gateway listening", "addr", s.bound.Addr(), "edge", s.cfg.Edge)
 
 	if s.link != nil {
 		lctx, stop := context.WithCancel(ctx)
@@ -151,25 +143,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go func() { s.link.run(lctx); close(done) }()
 		defer func() { stop(); <-done }()
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(ln) }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			return fmt.Errorf("gateway: serve: %w", err)
-		}
-		return nil
-	case <-ctx.Done():
-	}
-	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
-	defer cancel()
-	shutdownErr := s.http.ShutdownWithContext(dctx)
-	serveErr := <-errc
-	if shutdownErr != nil {
-		return fmt.Errorf("gateway: drain: %w", shutdownErr)
-	}
-	if serveErr != nil {
-		return fmt.Errorf("gateway: serve: %w", serveErr)
+	if err := api.ServeUntil(ctx, s.http, ln, s.cfg.DrainTimeout); err != nil {
+		return fmt.Errorf("gateway: %w", err)
 	}
 	s.log.Info("gateway stopped")
 	return nil
@@ -177,41 +152,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Addr returns the address the server listens on once Run or Serve has bound it
 // (useful with port 0), or "" before.
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.addr
-}
+func (s *Server) Addr() string { return s.bound.Addr() }
 
 // handleRequestError answers requests fasthttp could not read: a JSON 413 for a body
 // over the limit, 408 for a read timeout, 400 otherwise. fasthttp closes the
 // connection afterwards.
 func (s *Server) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
-	var ae *apiError
-	var ne net.Error
-	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge) && string(ctx.Path()) == patEventsBatch:
-		ae = errBatchTooLarge
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		ae = s.tooLarge
-	case errors.As(err, &ne) && ne.Timeout():
-		ae = newAPIError(fasthttp.StatusRequestTimeout, CodeTimeout, "timed out reading the request")
-	default:
-		ae = badRequest("malformed HTTP request")
-	}
-	route, _ := s.match(ctx.Path())
-	label := routeUnmatched
-	if route != nil {
-		label = route.pattern
-	}
-	s.writeError(ctx, ae, label)
-	s.metrics.observeRequest(label, ae.Status)
+	route, _, _ := s.routes.Match(ctx.Path())
+	label := route.Label()
+	s.writeError(ctx, api.ErrorForRequest(err, s.tooLargeFor(ctx)), label)
+	s.metrics.observeRequest(label, ctx.Response.StatusCode())
 }
 
-// fasthttpLogger sends fasthttp's own (connection-level) messages to slog at debug
-// level; they carry no request data.
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...), "source", "fasthttp")
+// tooLargeFor is the 413 of a body over the limit of the request's route.
+func (s *Server) tooLargeFor(ctx *fasthttp.RequestCtx) *apiError {
+	if string(ctx.Path()) == patEventsBatch {
+		return errBatchTooLarge
+	}
+	return s.tooLarge
 }

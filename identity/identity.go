@@ -22,8 +22,9 @@ const (
 
 // Key prefixes inside the identity bucket.
 const (
-	tenantPrefix = "tenants."
-	keyPrefix    = "keys."
+	tenantPrefix   = "tenants."
+	keyPrefix      = "keys."
+	keyIndexPrefix = "tenantkeys."
 )
 
 // APIKeyPrefix starts every API key edgehook issues.
@@ -77,10 +78,21 @@ func ValidatePlan(plan string) error {
 	return ErrBadPlan
 }
 
-// keyRecord is stored at keys.<sha256 hex of the API key>.
+// keyRecord is stored at keys.<sha256 hex of the API key>. Records written before key
+// ids existed have neither KeyID nor Scopes: such a key holds every scope.
 type keyRecord struct {
 	TenantID  string    `json:"tenantId"`
 	CreatedAt time.Time `json:"createdAt"`
+	KeyID     string    `json:"keyId,omitempty"`
+	Scopes    []Scope   `json:"scopes,omitempty"`
+}
+
+// Principal is who an API key authenticates: its tenant, the key's id ("" for a key
+// issued before key ids existed) and its scopes.
+type Principal struct {
+	Tenant Tenant
+	KeyID  string
+	Scopes Scopes
 }
 
 // KeyHash is the SHA-256 of an API key.

@@ -18,33 +18,47 @@ type Store struct {
 // NewStore returns a Store on the identity bucket kv.
 func NewStore(kv jetstream.KeyValue) *Store { return &Store{kv: kv} }
 
-// Create stores a new tenant and its API key hash. Either both records exist
-// afterwards or neither does.
+// Create stores a new tenant and its first API key hash, a key named FirstKeyName
+// holding every scope. Either the tenant and its key exist afterwards or neither does.
 func (s *Store) Create(ctx context.Context, t Tenant, key KeyHash) error {
+	_, err := s.CreateWithKey(ctx, t, key)
+	return err
+}
+
+// CreateWithKey is Create, returning the first key's index entry.
+func (s *Store) CreateWithKey(ctx context.Context, t Tenant, key KeyHash) (Key, error) {
 	if err := t.Validate(); err != nil {
-		return err
+		return Key{}, err
 	}
 	tb, err := json.Marshal(t)
 	if err != nil {
-		return fmt.Errorf("identity: encode tenant: %w", err)
+		return Key{}, fmt.Errorf("identity: encode tenant: %w", err)
 	}
-	kb, err := json.Marshal(keyRecord{TenantID: t.TenantID, CreatedAt: t.CreatedAt})
+	id, err := NewKeyID()
 	if err != nil {
-		return fmt.Errorf("identity: encode key: %w", err)
+		return Key{}, err
 	}
+	k := Key{KeyID: id, Name: FirstKeyName, Scopes: All.List(), CreatedAt: t.CreatedAt, Hash: key.String()}
 	if _, err := s.kv.Create(ctx, tenantPrefix+t.TenantID, tb); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return ErrExists
+			return Key{}, ErrExists
 		}
-		return fmt.Errorf("identity: create tenant %s: %w", t.TenantID, err)
+		return Key{}, fmt.Errorf("identity: create tenant %s: %w", t.TenantID, err)
 	}
-	if _, err := s.kv.Create(ctx, keyPrefix+key.String(), kb); err != nil {
-		if derr := s.kv.Delete(context.WithoutCancel(ctx), tenantPrefix+t.TenantID); derr != nil {
-			return fmt.Errorf("identity: create key for %s: %w (and removing the tenant record failed: %w)", t.TenantID, err, derr)
+	undo := func(err error) (Key, error) {
+		ctx := context.WithoutCancel(ctx)
+		if derr := errors.Join(s.kv.Delete(ctx, keyIndexPrefix+t.TenantID), s.kv.Delete(ctx, tenantPrefix+t.TenantID)); derr != nil {
+			return Key{}, fmt.Errorf("%w (and removing the tenant record failed: %w)", err, derr)
 		}
-		return fmt.Errorf("identity: create key for %s: %w", t.TenantID, err)
+		return Key{}, err
 	}
-	return nil
+	if err := s.putIndex(ctx, t.TenantID, keyIndex{Keys: []Key{k}}, 0); err != nil {
+		return undo(err)
+	}
+	if err := s.createKeyRecord(ctx, t.TenantID, k, key); err != nil {
+		return undo(err)
+	}
+	return k, nil
 }
 
 // Get returns the tenant record for tenantID.
@@ -88,11 +102,14 @@ func (s *Store) Update(ctx context.Context, t Tenant) error {
 	return nil
 }
 
-// Delete removes a tenant record and its key record. A tenant whose key record is gone
-// can no longer authenticate even if removing the tenant record fails.
+// Delete removes a tenant record, its key record and its key index. A tenant whose key
+// record is gone can no longer authenticate even if removing the tenant record fails.
 func (s *Store) Delete(ctx context.Context, tenantID string, key KeyHash) error {
 	if err := s.kv.Delete(ctx, keyPrefix+key.String()); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("identity: delete key of %s: %w", tenantID, err)
+	}
+	if err := s.kv.Delete(ctx, keyIndexPrefix+tenantID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("identity: delete key index of %s: %w", tenantID, err)
 	}
 	if err := s.kv.Delete(ctx, tenantPrefix+tenantID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("identity: delete tenant %s: %w", tenantID, err)
@@ -100,23 +117,32 @@ func (s *Store) Delete(ctx context.Context, tenantID string, key KeyHash) error 
 	return nil
 }
 
-// lookup resolves a key hash to its tenant with two reads, for keys the View has not
-// seen yet.
-func lookup(ctx context.Context, kv jetstream.KeyValue, key KeyHash) (Tenant, error) {
+// lookup resolves a key hash to its principal with two reads, for keys the View has
+// not seen yet (and for the admin API, which reads the bucket, not a View).
+func lookup(ctx context.Context, kv jetstream.KeyValue, key KeyHash) (Principal, error) {
 	e, err := kv.Get(ctx, keyPrefix+key.String())
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return Tenant{}, ErrUnknownKey
+			return Principal{}, ErrUnknownKey
 		}
-		return Tenant{}, fmt.Errorf("identity: get key: %w", err)
+		return Principal{}, fmt.Errorf("identity: get key: %w", err)
 	}
 	var kr keyRecord
 	if err := json.Unmarshal(e.Value(), &kr); err != nil {
-		return Tenant{}, fmt.Errorf("identity: decode key record: %w", err)
+		return Principal{}, fmt.Errorf("identity: decode key record: %w", err)
 	}
 	t, err := (&Store{kv: kv}).Get(ctx, kr.TenantID)
 	if errors.Is(err, ErrNotFound) {
-		return Tenant{}, ErrUnknownKey
+		return Principal{}, ErrUnknownKey
 	}
-	return t, err
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{Tenant: t, KeyID: kr.KeyID, Scopes: scopesOf(kr.Scopes)}, nil
+}
+
+// Authenticate returns who apiKey authenticates, read from the bucket (two reads), or
+// ErrUnknownKey. The admin API authenticates tenants' keys with it.
+func (s *Store) Authenticate(ctx context.Context, apiKey []byte) (Principal, error) {
+	return lookup(ctx, s.kv, HashKey(apiKey))
 }

@@ -22,14 +22,21 @@ type View struct {
 	log *slog.Logger
 
 	mu      sync.RWMutex
-	keys    map[KeyHash]string
+	keys    map[KeyHash]viewKey
 	tenants map[string]Tenant
 	loaded  atomic.Bool
 }
 
 // NewView returns a View of the identity bucket kv. Call Run to fill and follow it.
 func NewView(kv jetstream.KeyValue, log *slog.Logger) *View {
-	return &View{kv: kv, log: log, keys: make(map[KeyHash]string), tenants: make(map[string]Tenant)}
+	return &View{kv: kv, log: log, keys: make(map[KeyHash]viewKey), tenants: make(map[string]Tenant)}
+}
+
+// viewKey is what the view keeps of a key record.
+type viewKey struct {
+	tenantID string
+	keyID    string
+	scopes   Scopes
 }
 
 // Loaded reports whether the view has read the whole bucket once.
@@ -40,6 +47,13 @@ func (v *View) Len() int {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return len(v.tenants)
+}
+
+// Keys returns the number of API keys in the view.
+func (v *View) Keys() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.keys)
 }
 
 // Run watches the bucket until ctx is cancelled, applying every change to the view.
@@ -112,7 +126,7 @@ func (v *View) apply(e jetstream.KeyValueEntry) {
 			return
 		}
 		v.mu.Lock()
-		v.keys[h] = kr.TenantID
+		v.keys[h] = viewKey{tenantID: kr.TenantID, keyID: kr.KeyID, scopes: scopesOf(kr.Scopes)}
 		v.mu.Unlock()
 	}
 }
@@ -137,13 +151,22 @@ func intern(s string) string {
 // Authenticate returns the tenant that owns apiKey, or ErrUnknownKey. It does not
 // check the tenant's status; callers decide what a suspended tenant may do.
 func (v *View) Authenticate(ctx context.Context, apiKey []byte) (Tenant, error) {
+	p, err := v.AuthenticateKey(ctx, apiKey)
+	return p.Tenant, err
+}
+
+// AuthenticateKey returns who apiKey authenticates (its tenant, key id and scopes), or
+// ErrUnknownKey, from memory for every key the watch has delivered; a revoked key is
+// unknown as soon as the watch delivers its delete. It does not check the tenant's
+// status.
+func (v *View) AuthenticateKey(ctx context.Context, apiKey []byte) (Principal, error) {
 	h := HashKey(apiKey)
 	v.mu.RLock()
-	id, ok := v.keys[h]
-	t, tok := v.tenants[id]
+	k, ok := v.keys[h]
+	t, tok := v.tenants[k.tenantID]
 	v.mu.RUnlock()
 	if ok && tok {
-		return t, nil
+		return Principal{Tenant: t, KeyID: k.keyID, Scopes: k.scopes}, nil
 	}
 	// A key or tenant the watch has not delivered yet, or a key that does not exist:
 	// one direct read settles it.

@@ -157,6 +157,8 @@ func edgeGatewaySteps(edge string) []step {
 		kvWatch("watch identity (the edge's mirror)", natsconf.BucketIdentity, identityKey),
 		kvGet("read the hub's statuses", atHub, natsconf.BucketStatus, statusKey),
 		publishAcked("request a replay (stored by the hub)", natsconf.ReplaySubject(tenant), natsconf.StreamDLQ, atHub),
+		allowRelay,
+		answerRelayed,
 		streamInfo("look up the hub's "+natsconf.StreamEvents+" (link probe)", atHub, natsconf.StreamEvents),
 
 		deniedJSPublish("publish an event to the hub's "+natsconf.StreamEvents+" directly", natsconf.EventSubject(tenant)),
@@ -202,6 +204,7 @@ func TestPermissionsOnTheGeneratedMesh(t *testing.T) {
 	t.Run("inboxes are private across the leaf link", func(t *testing.T) {
 		checkInboxPrivacy(t, m.hub, m.edge, natsconf.Gateway)
 	})
+	t.Run("a tenant request relayed across the leaf link", func(t *testing.T) { checkRelayAcrossTheLink(t, m) })
 	t.Run("the edge has no user for another component", func(t *testing.T) {
 		for _, c := range natsconf.Components {
 			if c == natsconf.Gateway {
@@ -216,4 +219,41 @@ func TestPermissionsOnTheGeneratedMesh(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkRelayAcrossTheLink has the admin user at the hub answer, through allow_responses,
+// a tenant request the edge's gateway relays across the leaf link.
+func checkRelayAcrossTheLink(t *testing.T, m *mesh) {
+	t.Helper()
+	adm, err := m.hub.dial(string(natsconf.Admin), natsconf.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.nc.Close()
+	if _, err := adm.nc.QueueSubscribe(natsconf.AdminTenantSubject, natsconf.AdminQueue, func(r *nats.Msg) { r.Respond([]byte("answered at the hub")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := m.edge.dial(string(natsconf.Gateway), natsconf.Gateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.nc.Close()
+	natsproc.Eventually(t, 30*time.Second, 100*time.Millisecond, "the hub's admin answers the edge gateway's relayed request", func() error {
+		reply, err := gw.nc.Request(natsconf.AdminTenantSubject, []byte("GET /v1/tenant"), 2*time.Second)
+		if err != nil {
+			return err
+		}
+		if string(reply.Data) != "answered at the hub" {
+			return errors.New("answered " + string(reply.Data))
+		}
+		return nil
+	})
+	for _, cl := range []*client{adm, gw} {
+		if seen, err := cl.barrier(); err != nil || len(seen) > 0 {
+			t.Errorf("%s: permissions violations %v (%v)", cl.c, seen, err)
+		}
+	}
 }

@@ -1,6 +1,8 @@
 package natsconf
 
 import (
+	"time"
+
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -22,6 +24,29 @@ var Components = []Component{Gateway, Admin, Worker, Receiver, DLQ}
 // ConfigChangedPrefix is followed by a tenant id; the admin API announces webhook
 // configuration changes there so workers and receivers drop cached entries.
 const ConfigChangedPrefix = "edgehook.config.changed."
+
+// AdminTenantSubject is where gateways relay a tenant's own requests about its endpoint
+// and keys (GET/PATCH /v1/tenant, /v1/tenant/...) to the admin API, which answers them
+// (allow_responses: it may publish nowhere else). The request carries the HTTP method
+// and path in HeaderRelayMethod and HeaderRelayPath, the tenant's Authorization header
+// and the body; the reply the status in HeaderRelayStatus, the answer's headers and
+// body.
+const AdminTenantSubject = "edgehook.admin.tenant"
+
+// AdminQueue is the queue group of the admin API's subscription: each relayed request
+// is answered once, whichever admin instance takes it.
+const AdminQueue = "admin"
+
+// Headers of a relayed tenant request and of its answer.
+const (
+	HeaderRelayMethod = "Edgehook-Method"
+	HeaderRelayPath   = "Edgehook-Path"
+	HeaderRelayStatus = "Edgehook-Status"
+)
+
+// adminResponses is the admin's allow_responses: one reply per request received,
+// within a minute.
+var adminResponses = server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute}
 
 // InboxPrefix is component c's own inbox prefix. Each component's connection uses it
 // (nats.CustomInboxPrefix) and may subscribe below it only, so no component can read
@@ -110,7 +135,7 @@ func Permissions(c Component, site Site) *server.Permissions {
 		// sourcing of this edge for the link metrics. No Vault, no EVENTS or DLQ
 		// reads, no identity writes.
 		hub := DomainAPI(HubDomain)
-		pub = append(pub, EdgeSubjectPrefix(site.Edge)+"*", ReplaySubjectPrefix+"*")
+		pub = append(pub, EdgeSubjectPrefix(site.Edge)+"*", ReplaySubjectPrefix+"*", AdminTenantSubject)
 		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
 		pub = append(pub, kvWatch(BucketIdentity)...)
 		pub = append(pub, kvRead(localAPI, EdgeQueuedBucket(site.Edge))...)
@@ -125,17 +150,27 @@ func Permissions(c Component, site Site) *server.Permissions {
 		return denyAll()
 	case c == Gateway:
 		// Read identity (watch + direct reads), publish events and replay requests,
-		// record "queued" and read statuses and attempt logs. No Vault, no EVENTS or
-		// DLQ reads, no identity writes.
-		pub = append(pub, EventsSubjectPrefix+"*", ReplaySubjectPrefix+"*")
+		// record "queued" and read statuses and attempt logs, relay tenants' endpoint
+		// and key requests to the admin API. No Vault, no EVENTS or DLQ reads, no
+		// identity writes.
+		pub = append(pub, EventsSubjectPrefix+"*", ReplaySubjectPrefix+"*", AdminTenantSubject)
 		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
 		pub = append(pub, kvWatch(BucketIdentity)...)
 		pub = append(pub, kvRead(localAPI, BucketStatus)...)
 		pub = append(pub, kvWrite(BucketStatus)...)
 	case c == Admin:
+		// Read and write identity, announce config changes, answer relayed tenant
+		// requests (replies through allow_responses only). No events, no statuses.
 		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
 		pub = append(pub, kvWrite(BucketIdentity)...)
 		pub = append(pub, ConfigChangedPrefix+"*")
+		sub = append(sub, AdminTenantSubject)
+		resp := adminResponses
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: pub},
+			Subscribe: &server.SubjectPermission{Allow: sub},
+			Response:  &resp,
+		}
 	case c == Worker:
 		// Consume the delivery consumer and ack; write statuses; park events that wait
 		// long (parked.* on PARKED), read the parked copies back by subject and

@@ -629,6 +629,43 @@ func receiveToken(ctx context.Context, sub *nats.Subscription, token string) err
 	}
 }
 
+// peerAnswers sends a request on subject and checks the operator, subscribed there,
+// answers it: the request is allowed and its reply reaches the component's inbox.
+func peerAnswers(what, subject string) step { return requestAnswered(what, subject, false) }
+
+// answersRequests subscribes to subject as the admin's relay does (queue group
+// natsconf.AdminQueue), and checks a request the operator sends there gets the
+// component's answer, which only allow_responses lets it publish.
+func answersRequests(what, subject string) step { return requestAnswered(what, subject, true) }
+
+// requestAnswered has the operator ask and the component answer on subject (answers),
+// or the other way round, and checks the answer arrives.
+func requestAnswered(what, subject string, answers bool) step {
+	return step{what: what, run: func(ctx context.Context, cl *client) error {
+		responder, requester := cl.tg.op, cl.nc
+		if answers {
+			responder, requester = cl.nc, cl.tg.op
+		}
+		sub, err := responder.QueueSubscribe(subject, natsconf.AdminQueue, func(m *nats.Msg) { m.Respond(append([]byte("re:"), m.Data...)) })
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
+		if err := responder.FlushWithContext(ctx); err != nil {
+			return err
+		}
+		token := nuid.Next()
+		m, err := requester.RequestWithContext(ctx, subject, []byte(token))
+		if err != nil {
+			return fmt.Errorf("no answer: %w", err)
+		}
+		if string(m.Data) != "re:"+token {
+			return fmt.Errorf("answered %q, want re:%s", m.Data, token)
+		}
+		return nil
+	}}
+}
+
 func ownInbox() step {
 	return receivesOn("receive on its own inbox",
 		func(c natsconf.Component) string { return natsconf.InboxPrefix(c) + ".>" },
@@ -689,6 +726,10 @@ var (
 	logAttempt         = publishAsyncAcked("log an attempt (asynchronous publish)", "$KV."+natsconf.BucketStatus+"."+statusKey+".1", "KV_"+natsconf.BucketStatus, local)
 	allowFollowChanges = receivesOn("follow config changes",
 		constant(natsconf.ConfigChangedPrefix+"*"), constant(natsconf.ConfigChangedPrefix+tenant))
+	relayRequest    = deniedRequest("relay a tenant request to the admin API", natsconf.AdminTenantSubject, "")
+	answerRelayed   = deniedSubscribe("answer relayed tenant requests", natsconf.AdminTenantSubject)
+	allowRelay      = peerAnswers("relay a tenant request to the admin API", natsconf.AdminTenantSubject)
+	writeGatewayBox = deniedPublish("publish to the gateway's inbox unasked", natsconf.InboxPrefix(natsconf.Gateway)+".forged")
 )
 
 // parkedEndpoint is the endpoint key of the parked copies the tables write and read.
@@ -725,6 +766,8 @@ func hubSteps(c natsconf.Component) []step {
 			kvGet("read status", local, natsconf.BucketStatus, statusKey),
 			kvPut("record queued", local, natsconf.BucketStatus, tenant+".evt_1"),
 			publishAcked("request a replay", natsconf.ReplaySubject(tenant), natsconf.StreamDLQ, local),
+			allowRelay,
+			answerRelayed,
 			writeIdentity,
 			readEvents,
 			directGetEvents,
@@ -747,6 +790,10 @@ func hubSteps(c natsconf.Component) []step {
 			kvPut("write identity", local, natsconf.BucketIdentity, "tenants.ten_b"),
 			kvGet("read identity", local, natsconf.BucketIdentity, identityKey),
 			peerReceives("announce a config change", natsconf.ConfigChangedPrefix+tenant),
+			answersRequests("answer relayed tenant requests", natsconf.AdminTenantSubject),
+			relayRequest,
+			writeGatewayBox,
+			watchIdentity,
 			publishEvent,
 			writeStatus,
 			readStatus,
@@ -780,6 +827,8 @@ func hubSteps(c natsconf.Component) []step {
 			consumeDLQ,
 			requestReplay,
 			announceChange,
+			relayRequest,
+			answerRelayed,
 		}
 	case natsconf.Receiver:
 		steps = []step{
@@ -798,6 +847,8 @@ func hubSteps(c natsconf.Component) []step {
 			readDeadLetters,
 			requestReplay,
 			announceChange,
+			relayRequest,
+			answerRelayed,
 		}
 	case natsconf.DLQ:
 		steps = []step{
@@ -823,6 +874,8 @@ func hubSteps(c natsconf.Component) []step {
 			requestReplay,
 			announceChange,
 			followChanges,
+			relayRequest,
+			answerRelayed,
 		}
 	}
 	return append(steps, commonSteps(c)...)
@@ -1042,6 +1095,10 @@ func TestPermissionCheckerCatchesWrongGrants(t *testing.T) {
 		{c: natsconf.Gateway, what: "write identity", edit: allowPub("$KV.identity.>"), want: "not denied"},
 		{c: natsconf.Gateway, what: "subscribe to the worker's inbox", edit: allowSub("_INBOX_worker.>"), want: "not denied"},
 		{c: natsconf.Gateway, what: "announce a config change", edit: allowPub(natsconf.ConfigChangedPrefix + "*"), want: "not denied"},
+		{c: natsconf.Gateway, what: "answer relayed tenant requests", edit: allowSub(natsconf.AdminTenantSubject), want: "not denied"},
+		{c: natsconf.Admin, what: "publish to the gateway's inbox unasked", edit: allowPub(natsconf.InboxPrefix(natsconf.Gateway) + ".>"), want: "not denied"},
+		{c: natsconf.Admin, what: "answer relayed tenant requests", edit: func(p *server.Permissions) { p.Response = nil }, want: "should be allowed"},
+		{c: natsconf.Gateway, what: "relay a tenant request to the admin API", edit: dropPub(natsconf.AdminTenantSubject), want: "should be allowed"},
 		{c: natsconf.Worker, what: "read identity", edit: allowPub("$JS.API.DIRECT.GET.KV_identity.>"), want: "not denied"},
 		{c: natsconf.Receiver, what: "read events back", edit: allowPub(readEvents.denied.subject), want: "not denied"},
 		{c: natsconf.DLQ, what: "read identity", edit: allowPub("$JS.API.DIRECT.GET.KV_identity.>"), want: "not denied"},

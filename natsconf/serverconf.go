@@ -217,6 +217,9 @@ func userConf(u User) string {
 		b.WriteString(", permissions: { ")
 		b.WriteString("publish: " + subjectPermConf(p.Publish))
 		b.WriteString(", subscribe: " + subjectPermConf(p.Subscribe))
+		if r := p.Response; r != nil {
+			fmt.Fprintf(&b, ", allow_responses: { max: %d, expires: %s }", r.MaxMsgs, q(r.Expires.String()))
+		}
 		b.WriteString(" }")
 	}
 	b.WriteString(" }")

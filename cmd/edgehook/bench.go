@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgehook/edgehook/admin"
 	"log/slog"
 	"net"
 	"os"
@@ -40,6 +41,7 @@ type benchOptions struct {
 
 	// A running system; without apiURL the bench starts its own per scenario.
 	apiURL         string
+	adminURL       string
 	adminToken     string
 	receiverURL    string
 	natsMonitorURL string
@@ -72,7 +74,8 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	s.Bool(&o.json, "json", "EDGEHOOK_BENCH_JSON", false, "print one JSON object per scenario, one per line, instead of the table")
 	s.String(&o.cpuProfile, "cpuprofile", "EDGEHOOK_BENCH_CPUPROFILE", "", "write a CPU profile of the whole run (bench and self-started system) to this file")
 	s.String(&o.logLevel, "log-level", "EDGEHOOK_LOG_LEVEL", "error", "log level of the self-started system's components (its workers log every failed delivery at warn, which fairness produces by design)")
-	s.String(&o.apiURL, "api-url", "EDGEHOOK_API_URL", "", "gateway of a running system (with its admin API); empty: start one in-process per scenario")
+	s.String(&o.apiURL, "api-url", "EDGEHOOK_API_URL", "", "gateway of a running system; empty: start one in-process per scenario")
+	s.String(&o.adminURL, "admin-url", "EDGEHOOK_ADMIN_URL", "http://"+admin.DefaultAddr, "admin API of the running system (with --api-url)")
 	s.Secret(&o.adminToken, "admin-token", "EDGEHOOK_ADMIN_TOKEN", "admin API token of the running system")
 	s.String(&o.receiverURL, "receiver-url", "EDGEHOOK_RECEIVER_URL", "", "receiver of the running system, e.g. http://127.0.0.1:8090")
 	s.String(&o.natsMonitorURL, "nats-monitor-url", "EDGEHOOK_BENCH_NATS_MONITOR_URL", "", "HTTP monitoring of the running system's NATS server (its /varz memory is reported), e.g. http://127.0.0.1:8222")
@@ -173,6 +176,7 @@ func (o benchOptions) target() (bench.Target, error) {
 	}
 	return bench.Target{
 		APIURL:         strings.TrimRight(o.apiURL, "/"),
+		AdminURL:       strings.TrimRight(o.adminURL, "/"),
 		AdminToken:     o.adminToken,
 		ReceiverURL:    strings.TrimRight(o.receiverURL, "/"),
 		NATSURL:        o.nats.url,
@@ -183,7 +187,7 @@ func (o benchOptions) target() (bench.Target, error) {
 
 // localLauncher starts a fresh system per scenario, wired as `edgehook up` wires it:
 // an embedded NATS server (random port, temporary store, removed afterwards) with one
-// user per component, the gateway with its admin API, the receiver and, when the
+// user per component, the gateway, the admin API, the receiver and, when the
 // scenario needs one, the worker, all on random loopback ports, with webhook
 // configuration in a dev secret store in the temporary directory. The bench connects
 // as the operator.
@@ -246,7 +250,8 @@ func (o benchOptions) localLauncher(log *slog.Logger) (bench.Launcher, error) {
 		if err != nil {
 			return fail(err)
 		}
-		gw := gatewayOptions{httpAddr: loopbackAddr(), adminToken: token, maxBodyBytes: 256 << 10}
+		gw := gatewayOptions{httpAddr: loopbackAddr(), maxBodyBytes: 256 << 10}
+		ao := adminOptions{addr: loopbackAddr(), token: token, allowPrivate: true}
 		receiverAddr := loopbackAddr()
 		st := newStack(ctx, no, log)
 		cleanup = append(cleanup, func() {
@@ -255,8 +260,11 @@ func (o benchOptions) localLauncher(log *slog.Logger) (bench.Launcher, error) {
 				log.Warn("self-started system stopped with an error", "error", err)
 			}
 		})
-		gwReg, wkReg, rcReg := prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry()
-		if _, err := st.startGateway(gw, store, gwReg, gwReg); err != nil {
+		gwReg, adReg, wkReg, rcReg := prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry()
+		if _, err := st.startGateway(gw, gwReg, gwReg); err != nil {
+			return fail(err)
+		}
+		if _, err := st.startAdmin(ao, store, adReg, adReg); err != nil {
 			return fail(err)
 		}
 		cache := vault.NewCache(store, vault.CacheConfig{}, wkReg) // `up`'s default TTL
@@ -272,11 +280,12 @@ func (o benchOptions) localLauncher(log *slog.Logger) (bench.Launcher, error) {
 		if err := st.startReceiver(receiver.Config{Addr: receiverAddr}, cache, rcReg, rcReg); err != nil {
 			return fail(err)
 		}
-		if !waitListening(st.ctx, gw.httpAddr) || !waitListening(st.ctx, receiverAddr) {
-			return fail(errors.New("self-started gateway or receiver not listening after 10s"))
+		if !waitListening(st.ctx, gw.httpAddr) || !waitListening(st.ctx, ao.addr) || !waitListening(st.ctx, receiverAddr) {
+			return fail(errors.New("self-started gateway, admin API or receiver not listening after 10s"))
 		}
 		t := bench.Target{
 			APIURL:      "http://" + gw.httpAddr,
+			AdminURL:    "http://" + ao.addr,
 			AdminToken:  token,
 			ReceiverURL: "http://" + receiverAddr,
 			NATSURL:     ns.ClientURL(),
@@ -301,7 +310,7 @@ func edgeBenchGateway(log *slog.Logger) bench.EdgeGatewayFunc {
 		st := newStack(ctx, no, log)
 		gw := gatewayOptions{edge: g.Edge, httpAddr: loopbackAddr(), maxBodyBytes: 256 << 10}
 		reg := prometheus.NewRegistry()
-		if _, err := st.startGateway(gw, nil, reg, reg); err != nil {
+		if _, err := st.startGateway(gw, reg, reg); err != nil {
 			return "", nil, st.abort(err)
 		}
 		if !waitListening(st.ctx, gw.httpAddr) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/edgehook/edgehook/admin"
 	"github.com/edgehook/edgehook/gateway"
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
@@ -23,19 +25,31 @@ import (
 
 // gatewayOptions are the settings of the gateway, in `gateway` and `up`.
 type gatewayOptions struct {
-	edge           string
-	httpAddr       string
-	adminToken     string
-	maxBodyBytes   int
-	rotationWindow time.Duration
+	edge         string
+	httpAddr     string
+	maxBodyBytes int
 }
 
 func (o *gatewayOptions) register(s *settings) {
 	s.String(&o.edge, "edge", "EDGEHOOK_EDGE", "", "name of the edge this gateway serves, connected to that edge's leaf node (empty: a gateway at the hub)")
 	s.String(&o.httpAddr, "http-addr", "EDGEHOOK_HTTP_ADDR", "127.0.0.1:8080", "gateway listen address")
-	s.Secret(&o.adminToken, "admin-token", "EDGEHOOK_ADMIN_TOKEN", "admin API bearer token (the admin API is off without one; `up` generates one)")
 	s.Int(&o.maxBodyBytes, "max-body-bytes", "EDGEHOOK_MAX_BODY_BYTES", 256<<10, "largest accepted event body")
-	s.Duration(&o.rotationWindow, "rotation-window", "EDGEHOOK_ROTATION_WINDOW", gateway.DefaultRotationWindow, "how long a rotated-out signing secret stays valid")
+}
+
+// adminOptions are the settings of the admin API, in `admin` and `up`.
+type adminOptions struct {
+	addr           string
+	token          string
+	rotationWindow time.Duration
+	// allowPrivate lets target URLs name private and loopback addresses; `up` sets it
+	// from the worker's EDGEHOOK_ALLOW_PRIVATE_TARGETS.
+	allowPrivate bool
+}
+
+func (o *adminOptions) register(s *settings) {
+	s.String(&o.addr, "admin-addr", "EDGEHOOK_ADMIN_ADDR", admin.DefaultAddr, "admin API listen address (keep it off the public network)")
+	s.Secret(&o.token, "admin-token", "EDGEHOOK_ADMIN_TOKEN", fmt.Sprintf("admin API bearer token, at least %d characters (up generates one if unset)", admin.MinTokenLen))
+	s.Duration(&o.rotationWindow, "rotation-window", "EDGEHOOK_ROTATION_WINDOW", admin.DefaultRotationWindow, "how long a rotated-out signing secret stays valid")
 }
 
 // stack runs a process's components together: the first to fail stops the others,
@@ -118,9 +132,9 @@ func (s *stack) startConfigReader(vo vaultOptions, reg prometheus.Registerer) (*
 	return vault.NewCache(client, vault.CacheConfig{TTL: vo.cacheTTL}, reg), nil
 }
 
-// startGateway connects the gateway and its identity view and runs both. store may be
-// nil: then the admin API is off.
-func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prometheus.Registerer, gather prometheus.Gatherer) (*gateway.Server, error) {
+// startGateway connects the gateway and its identity view and runs both. The gateway
+// holds no Vault token and no identity writer.
+func (s *stack) startGateway(o gatewayOptions, reg prometheus.Registerer, gather prometheus.Gatherer) (*gateway.Server, error) {
 	ctx, log := s.ctx, s.log
 	_, js, err := s.connect(string(natsconf.Gateway))
 	if err != nil {
@@ -138,13 +152,10 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 		Registerer: reg,
 		Gatherer:   gather,
 	}
-	cfg := gateway.Config{Addr: o.httpAddr, MaxBodyBytes: o.maxBodyBytes, RotationWindow: o.rotationWindow, Edge: o.edge}
+	cfg := gateway.Config{Addr: o.httpAddr, MaxBodyBytes: o.maxBodyBytes, Edge: o.edge}
 	if o.edge != "" {
 		// Everything ingest needs is on the edge's leaf node; the hub's statuses are
 		// bound when the hub first answers, so the gateway starts while it does not.
-		if o.adminToken != "" {
-			return nil, usageError{fmt.Errorf("EDGEHOOK_ADMIN_TOKEN is set on an edge gateway (EDGEHOOK_EDGE=%s): the admin API runs at the hub; an edge holds no Vault token", o.edge)}
-		}
 		if err := deps.BindEdge(ctx, o.edge); err != nil {
 			return nil, fmt.Errorf("%w (run `%s`)", err, setupCommand(o.edge))
 		}
@@ -155,29 +166,39 @@ func (s *stack) startGateway(o gatewayOptions, store vault.ConfigStore, reg prom
 		}
 		deps.Status = status.NewStore(stKV)
 	}
-	if o.adminToken != "" {
-		if store == nil {
-			return nil, usageError{fmt.Errorf("EDGEHOOK_ADMIN_TOKEN is set but VAULT_ADDR is not: the admin API writes webhook configuration to Vault")}
-		}
-		// The admin API writes identity as its own NATS user.
-		anc, ajs, err := s.connect(string(natsconf.Admin))
-		if err != nil {
-			return nil, err
-		}
-		adminKV, err := ajs.KeyValue(ctx, natsconf.BucketIdentity)
-		if err != nil {
-			return nil, fmt.Errorf("identity bucket: %w", err)
-		}
-		cfg.AdminToken = o.adminToken
-		deps.Identity = identity.NewStore(adminKV)
-		deps.Configs = announcingStore{ConfigStore: store, nc: anc, log: log}
-	}
 	srv, err := gateway.New(cfg, deps)
 	if err != nil {
 		return nil, usageError{err}
 	}
 	s.g.Go(func() error { return view.Run(ctx) })
 	s.g.Go(func() error { return srv.Run(ctx) })
+	return srv, nil
+}
+
+// startAdmin connects the admin API as the NATS user admin and runs it on o.addr,
+// writing webhook configuration to store.
+func (s *stack) startAdmin(o adminOptions, store vault.ConfigStore, reg prometheus.Registerer, gather prometheus.Gatherer) (*admin.Server, error) {
+	nc, js, err := s.connect(string(natsconf.Admin))
+	if err != nil {
+		return nil, err
+	}
+	idKV, err := js.KeyValue(s.ctx, natsconf.BucketIdentity)
+	if err != nil {
+		return nil, fmt.Errorf("identity bucket (run `edgehook setup nats`): %w", err)
+	}
+	srv, err := admin.New(admin.Config{
+		Addr: o.addr, Token: o.token, RotationWindow: o.rotationWindow, AllowPrivateTargets: o.allowPrivate,
+	}, admin.Deps{
+		Identity: identity.NewStore(idKV), Configs: store, NATS: nc, Ready: s.configsReady,
+		Logger: s.log, Registerer: reg, Gatherer: gather,
+	})
+	if err != nil {
+		if errors.Is(err, admin.ErrInvalidConfig) && len(o.token) < admin.MinTokenLen {
+			return nil, usageError{fmt.Errorf("EDGEHOOK_ADMIN_TOKEN: want at least %d characters", admin.MinTokenLen)}
+		}
+		return nil, usageError{err}
+	}
+	s.g.Go(func() error { return srv.Run(s.ctx) })
 	return srv, nil
 }
 

@@ -25,10 +25,10 @@ import (
 
 // system is an `edgehook up` running in-process on free loopback ports.
 type system struct {
-	api, receiver, natsURL, adminToken, dataDir string
-	stdout                                      *syncBuffer
-	done                                        chan error
-	cancel                                      context.CancelFunc
+	api, admin, receiver, natsURL, adminToken, dataDir string
+	stdout, stderr                                     *syncBuffer
+	done                                               chan error
+	cancel                                             context.CancelFunc
 }
 
 func freeAddr(t *testing.T) string {
@@ -64,16 +64,19 @@ func startUp(t *testing.T, env map[string]string) *system {
 	t.Helper()
 	sys := &system{
 		api:        freeAddr(t),
+		admin:      freeAddr(t),
 		receiver:   freeAddr(t),
 		natsURL:    freeAddr(t),
 		adminToken: "test-admin-token",
 		dataDir:    t.TempDir(),
 		stdout:     &syncBuffer{},
+		stderr:     &syncBuffer{},
 		done:       make(chan error, 1),
 	}
 	vars := map[string]string{
 		"EDGEHOOK_DATA_DIR":      sys.dataDir,
 		"EDGEHOOK_HTTP_ADDR":     sys.api,
+		"EDGEHOOK_ADMIN_ADDR":    sys.admin,
 		"EDGEHOOK_RECEIVER_ADDR": sys.receiver,
 		"EDGEHOOK_NATS_ADDR":     sys.natsURL,
 		"EDGEHOOK_ADMIN_TOKEN":   sys.adminToken,
@@ -84,7 +87,7 @@ func startUp(t *testing.T, env map[string]string) *system {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sys.cancel = cancel
-	stderr := &syncBuffer{}
+	stderr := sys.stderr
 	go func() {
 		sys.done <- run(ctx, []string{"edgehook", "up"}, func(k string) string { return vars[k] }, sys.stdout, stderr)
 	}()
@@ -115,6 +118,11 @@ func startUp(t *testing.T, env map[string]string) *system {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return sys
+}
+
+// quickStartAddrs are the system's addresses as the quick start names them.
+func (sys *system) quickStartAddrs() quickStartAddrs {
+	return quickStartAddrs{api: sys.api, admin: sys.admin, receiver: sys.receiver, nats: sys.natsURL, data: sys.dataDir}
 }
 
 // operator returns the option that connects as the NATS operator of the system.
@@ -166,11 +174,11 @@ type createdTenant struct {
 func (s *system) createTenant(t *testing.T) createdTenant {
 	t.Helper()
 	var c createdTenant
-	if code := call(t, "POST", "http://"+s.api+"/v1/tenants", s.adminToken, map[string]string{"targetUrl": "http://example.invalid/", "plan": "pro"}, &c); code != 201 {
+	if code := call(t, "POST", "http://"+s.admin+"/v1/tenants", s.adminToken, map[string]string{"targetUrl": "http://example.invalid/", "plan": "pro"}, &c); code != 201 {
 		t.Fatalf("create tenant: %d", code)
 	}
 	target := "http://" + s.receiver + "/webhooks/" + c.TenantID
-	if code := call(t, "PATCH", "http://"+s.api+"/v1/tenants/"+c.TenantID, s.adminToken, map[string]string{"targetUrl": target}, nil); code != 200 {
+	if code := call(t, "PATCH", "http://"+s.admin+"/v1/tenants/"+c.TenantID, s.adminToken, map[string]string{"targetUrl": target}, nil); code != 200 {
 		t.Fatalf("set target: %d", code)
 	}
 	c.TargetURL = target
@@ -311,7 +319,7 @@ func TestQuickStartFromTheReadme(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shown := renderQuickStart("<the token up printed>", "127.0.0.1:8080", "127.0.0.1:8090", "127.0.0.1:4222", "./data")
+	shown := renderQuickStart("<the token up printed>", quickStartAddrs{api: "127.0.0.1:8080", admin: "127.0.0.1:8081", receiver: "127.0.0.1:8090", nats: "127.0.0.1:4222", data: "./data"})
 	if !strings.Contains(string(readme), shown) {
 		t.Fatalf("README.md does not show the quick start that up prints:\n%s", shown)
 	}
@@ -323,11 +331,14 @@ func TestQuickStartFromTheReadme(t *testing.T) {
 		t.Fatalf("the nats CLI is not installed in bin/ (run `make tools`): %v", err)
 	}
 	sys := startUp(t, nil)
-	if !strings.Contains(sys.stdout.String(), renderQuickStart(sys.adminToken, sys.api, sys.receiver, sys.natsURL, sys.dataDir)) {
+	// The token was supplied, so the printed script reads it from the environment.
+	printed := renderQuickStart(suppliedTokenPlaceholder, sys.quickStartAddrs())
+	if !strings.Contains(sys.stdout.String(), printed) {
 		t.Fatalf("up did not print the quick start:\n%s", sys.stdout.String())
 	}
-	script := strings.ReplaceAll(renderQuickStart(sys.adminToken, sys.api, sys.receiver, sys.natsURL, sys.dataDir), "bin/nats ", natsCLI+" ")
+	script := strings.ReplaceAll(printed, "bin/nats ", natsCLI+" ")
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Env = append(os.Environ(), "EDGEHOOK_ADMIN_TOKEN="+sys.adminToken)
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -375,7 +386,7 @@ func TestTargetChangeIsUsedWithinOneSecond(t *testing.T) {
 		w.WriteHeader(204)
 	}))
 	defer target.Close()
-	if code := call(t, "PATCH", "http://"+sys.api+"/v1/tenants/"+tn.TenantID, sys.adminToken, map[string]string{"targetUrl": target.URL + "/new"}, nil); code != 200 {
+	if code := call(t, "PATCH", "http://"+sys.admin+"/v1/tenants/"+tn.TenantID, sys.adminToken, map[string]string{"targetUrl": target.URL + "/new"}, nil); code != 200 {
 		t.Fatalf("PATCH target: %d", code)
 	}
 	changed := time.Now()

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/edgehook/edgehook/gateway"
+	"github.com/edgehook/edgehook/admin"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/natsconf/natsproc"
 	"github.com/edgehook/edgehook/receiver"
@@ -87,8 +87,8 @@ func runMesh(ctx context.Context, env *environment, args []string) error {
 		if o.adminToken, err = randomToken(); err != nil {
 			return err
 		}
-	} else if len(o.adminToken) < gateway.MinAdminTokenLen {
-		return usageError{fmt.Errorf("EDGEHOOK_ADMIN_TOKEN: want at least %d characters", gateway.MinAdminTokenLen)}
+	} else if len(o.adminToken) < admin.MinTokenLen {
+		return usageError{fmt.Errorf("EDGEHOOK_ADMIN_TOKEN: want at least %d characters", admin.MinTokenLen)}
 	}
 	if err := plan.checkFree(); err != nil {
 		return err
@@ -312,7 +312,7 @@ func (m *meshRun) serve(ctx context.Context, env *environment, o meshSettings, w
 	fmt.Fprintf(env.stderr, "\n*** WARNING: VAULT_ADDR is not set. Webhook secrets are kept in a plain file, %s.\n*** This is for local development only; set VAULT_ADDR and VAULT_TOKEN in production.\n\n", devPath)
 	m.log.Warn("using the embedded dev secret store; set VAULT_ADDR for production", "path", devPath)
 
-	// The hub: the admin API (a hub gateway with the admin token), a worker, the
+	// The hub: the admin API (its own component and listener), a worker, the
 	// receiver and the DLQ processor, each as its own NATS user. A stack's wait returns
 	// at once while nothing runs on it, so each is waited for only once its components
 	// started; one that fails to start is aborted.
@@ -321,8 +321,8 @@ func (m *meshRun) serve(ctx context.Context, env *environment, o meshSettings, w
 	gwReg, wkReg, rcReg := prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry()
 	all := prometheus.Gatherers{procReg, gwReg, wkReg, rcReg}
 	startErr := func() error {
-		admin := gatewayOptions{httpAddr: meshAddr(m.plan.admin()), adminToken: o.adminToken}
-		if _, err := hubStack.startGateway(admin, store, gwReg, all); err != nil {
+		ao := adminOptions{addr: meshAddr(m.plan.admin()), token: o.adminToken, allowPrivate: wcfg.AllowPrivateTargets}
+		if _, err := hubStack.startAdmin(ao, store, gwReg, all); err != nil {
 			return hubStack.abort(fmt.Errorf("mesh: admin API: %w", err))
 		}
 		cache := vault.NewCache(store, vault.CacheConfig{TTL: meshConfigCacheTTL}, wkReg)
@@ -341,7 +341,7 @@ func (m *meshRun) serve(ctx context.Context, env *environment, o meshSettings, w
 			site := m.edges[name]
 			st := newStack(gctx, natsOptions{url: "nats://" + meshAddr(m.plan.edgeClient(e)), passwords: site.creds}, m.log.With("site", natsconf.EdgeDomain(name)))
 			reg := newRegistry()
-			if _, err := st.startGateway(gatewayOptions{edge: name, httpAddr: meshAddr(m.plan.gateway(e))}, nil, reg, reg); err != nil {
+			if _, err := st.startGateway(gatewayOptions{edge: name, httpAddr: meshAddr(m.plan.gateway(e))}, reg, reg); err != nil {
 				return st.abort(fmt.Errorf("mesh: gateway of edge %s: %w", name, err))
 			}
 			g.Go(st.wait)

@@ -66,7 +66,7 @@ func meshRenderAddresses(plan meshPortPlan) string {
 		line := fmt.Sprintf("  %-15s %-25s %s", what, url, more)
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
 	}
-	row("admin API", "http://"+meshAddr(plan.admin()), "the hub's gateway, with the admin token")
+	row("admin API", "http://"+meshAddr(plan.admin()), "at the hub, its own component and listener")
 	row("receiver", "http://"+meshAddr(plan.receiver()), "at the hub")
 	for e, name := range meshEdgeNames() {
 		row("gateway "+name, "http://"+meshAddr(plan.gateway(e)), "EDGEHOOK_EDGE="+name+", on "+natsconf.EdgeDomain(name)+"'s server")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/edgehook/edgehook/admin"
 	"io"
 	"os"
 	"strings"
@@ -138,7 +139,7 @@ func migrateRun(ctx context.Context, env *environment, args []string) error {
 		DynamoDB: ddb,
 		Identity: kv,
 		// Workers and receivers drop their cached copy of a config written here.
-		Configs:  announcingStore{ConfigStore: vc, nc: nc, log: log},
+		Configs:  admin.Announcing(vc, nc, log),
 		Progress: bar.draw,
 		Log:      log,
 	})

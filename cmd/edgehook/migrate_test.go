@@ -224,7 +224,7 @@ func TestMigrateEndToEnd(t *testing.T) {
 	}
 	// The admin API sees the migrated tenant.
 	var tn struct{ TenantID, Status, Plan, TargetURL string }
-	if code := call(t, "GET", "http://"+sys.api+"/v1/tenants/acme", sys.adminToken, nil, &tn); code != 200 || tn.Plan != "pro" || tn.TargetURL != acme.targetURL {
+	if code := call(t, "GET", "http://"+sys.admin+"/v1/tenants/acme", sys.adminToken, nil, &tn); code != 200 || tn.Plan != "pro" || tn.TargetURL != acme.targetURL {
 		t.Errorf("admin API: %d %+v", code, tn)
 	}
 

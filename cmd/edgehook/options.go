@@ -22,16 +22,6 @@ type natsOptions struct {
 	// passwords, set by `up` and `bench`, gives each component (and the operator, for
 	// setup) its own user on the embedded server, keyed by user name.
 	passwords natsconf.Credentials
-	// The admin API's own user, for a gateway that also serves it (registerAdmin).
-	adminCreds, adminUser, adminPassword string
-}
-
-// registerAdmin registers the settings of the admin API's NATS user, which a gateway
-// with an admin token connects as beside its own.
-func (o *natsOptions) registerAdmin(s *settings) {
-	s.String(&o.adminCreds, "nats-admin-creds", "EDGEHOOK_NATS_ADMIN_CREDS", "", "NATS credentials file of the admin API's user")
-	s.String(&o.adminUser, "nats-admin-user", "EDGEHOOK_NATS_ADMIN_USER", "", "NATS user of the admin API (a gateway with an admin token)")
-	s.Secret(&o.adminPassword, "nats-admin-password", "EDGEHOOK_NATS_ADMIN_PASSWORD", "NATS password of the admin API's user")
 }
 
 func (o *natsOptions) register(s *settings) {
@@ -60,10 +50,6 @@ func (o natsOptions) connect(name string, log *slog.Logger) (*nats.Conn, jetstre
 	switch pw, ok := o.passwords[name]; {
 	case ok:
 		opts = append(opts, nats.UserInfo(name, pw))
-	case name == string(natsconf.Admin) && o.adminCreds != "":
-		opts = append(opts, nats.UserCredentials(o.adminCreds))
-	case name == string(natsconf.Admin) && o.adminUser != "":
-		opts = append(opts, nats.UserInfo(o.adminUser, o.adminPassword))
 	case o.creds != "":
 		opts = append(opts, nats.UserCredentials(o.creds))
 	case o.user != "":

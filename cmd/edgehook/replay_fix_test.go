@@ -40,7 +40,7 @@ func TestReplayAfterFixingTheTargetIsDelivered(t *testing.T) {
 			defer receiver.Close()
 			setTarget := func(url string) {
 				t.Helper()
-				if code := call(t, "PATCH", "http://"+sys.api+"/v1/tenants/"+tn.TenantID, sys.adminToken, map[string]string{"targetUrl": url}, nil); code != 200 {
+				if code := call(t, "PATCH", "http://"+sys.admin+"/v1/tenants/"+tn.TenantID, sys.adminToken, map[string]string{"targetUrl": url}, nil); code != 200 {
 					t.Fatalf("PATCH target %s: %d", url, code)
 				}
 			}

@@ -28,7 +28,8 @@ type environment struct {
 func commands() map[string]command {
 	return map[string]command{
 		"up":       {"run everything in one process on an embedded NATS server", runUp},
-		"gateway":  {"serve the tenant (and, with an admin token, admin) HTTP API", runGateway},
+		"gateway":  {"serve the tenant HTTP API (ingest, event status); holds no Vault token", runGateway},
+		"admin":    {"serve the admin API (tenants, webhook configuration) on its own listener", runAdmin},
 		"worker":   {"deliver events as signed webhooks", runWorker},
 		"receiver": {"verify incoming webhooks and publish them to RECEIVED", runReceiver},
 		"dlq":      {"dead-letter events that exhausted their attempts; `dlq replay` replays them", runDLQ},

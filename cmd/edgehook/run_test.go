@@ -30,7 +30,8 @@ func TestUsageMistakesExitTwoAndNameTheProblem(t *testing.T) {
 		{"bad log level", map[string]string{"EDGEHOOK_LOG_LEVEL": "loud"}, []string{"worker"}, "EDGEHOOK_LOG_LEVEL"},
 		{"worker without vault", nil, []string{"worker"}, "VAULT_ADDR"},
 		{"receiver without vault", nil, []string{"receiver"}, "VAULT_ADDR"},
-		{"admin gateway without vault", map[string]string{"EDGEHOOK_ADMIN_TOKEN": "x"}, []string{"gateway"}, "VAULT_ADDR"},
+		{"admin without token", nil, []string{"admin"}, "EDGEHOOK_ADMIN_TOKEN"},
+		{"admin without vault", map[string]string{"EDGEHOOK_ADMIN_TOKEN": "a-long-enough-admin-token"}, []string{"admin"}, "VAULT_ADDR"},
 		{"setup without target", nil, []string{"setup"}, "setup nats"},
 		{"tenant without action", nil, []string{"tenant"}, "no action"},
 		{"tenant without token", nil, []string{"tenant", "get", "ten_x"}, "EDGEHOOK_ADMIN_TOKEN"},
@@ -53,7 +54,7 @@ func TestUsageMistakesExitTwoAndNameTheProblem(t *testing.T) {
 }
 
 func TestHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
-	for _, cmd := range []string{"up", "gateway", "worker", "receiver"} {
+	for _, cmd := range []string{"up", "gateway", "admin", "worker", "receiver"} {
 		_, stderr, err := runArgs(t, nil, cmd, "-h")
 		if err != nil {
 			t.Fatalf("%s -h: %v", cmd, err)
@@ -65,10 +66,22 @@ func TestHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 		}
 	}
 	_, stderr, _ := runArgs(t, nil, "up", "-h")
-	for _, env := range []string{"EDGEHOOK_HTTP_ADDR", "EDGEHOOK_RECEIVER_ADDR", "EDGEHOOK_NATS_ADDR", "EDGEHOOK_ADMIN_TOKEN",
+	for _, env := range []string{"EDGEHOOK_HTTP_ADDR", "EDGEHOOK_ADMIN_ADDR", "EDGEHOOK_RECEIVER_ADDR", "EDGEHOOK_NATS_ADDR", "EDGEHOOK_ADMIN_TOKEN",
 		"EDGEHOOK_RETRY_SCHEDULE", "EDGEHOOK_MAX_DELIVER", "EDGEHOOK_ALLOW_PRIVATE_TARGETS", "VAULT_ADDR", "EDGEHOOK_DATA_DIR"} {
 		if !strings.Contains(stderr, env) {
 			t.Errorf("up -h does not mention %s", env)
+		}
+	}
+	_, stderr, _ = runArgs(t, nil, "admin", "-h")
+	for _, env := range []string{"EDGEHOOK_ADMIN_ADDR", "EDGEHOOK_ADMIN_TOKEN", "EDGEHOOK_NATS_URL", "VAULT_ADDR", "VAULT_ROLE_ID", "EDGEHOOK_ALLOW_PRIVATE_TARGETS"} {
+		if !strings.Contains(stderr, env) {
+			t.Errorf("admin -h does not mention %s", env)
+		}
+	}
+	_, stderr, _ = runArgs(t, nil, "gateway", "-h")
+	for _, env := range []string{"EDGEHOOK_ADMIN_TOKEN", "VAULT_ADDR", "VAULT_TOKEN"} {
+		if strings.Contains(stderr, env) {
+			t.Errorf("gateway -h offers %s: the gateway holds no Vault token and serves no admin API", env)
 		}
 	}
 	// A secret given in the environment is not echoed as a flag default.

@@ -2,51 +2,66 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/receiver"
-	"github.com/edgehook/edgehook/vault"
 	"github.com/edgehook/edgehook/webhook"
 )
 
 func runGateway(ctx context.Context, env *environment, args []string) error {
 	var (
-		no       natsOptions
-		gw       gatewayOptions
-		vo       vaultOptions
-		logLevel string
+		no natsOptions
+		gw gatewayOptions
 	)
 	s := newSettings("gateway", env.getenv, env.stderr)
 	no.register(s)
-	no.registerAdmin(s)
 	gw.register(s)
-	vo.register(s)
-	s.String(&logLevel, "log-level", "EDGEHOOK_LOG_LEVEL", "info", "debug, info, warn or error")
-	if err := s.parse(args); err != nil {
-		return err
-	}
-	log, err := newLogger(env.stderr, logLevel)
+	log, err := s.parseLogged(args, env.stderr)
 	if err != nil {
 		return err
 	}
-	// The edge gateway holds no Vault token; only the admin role (an admin token) needs one.
+	// The gateway holds no Vault token and serves no admin API: that is `edgehook admin`.
 	reg := newRegistry()
 	st := newStack(ctx, no, log)
-	var store vault.ConfigStore
-	if gw.adminToken != "" {
-		client, err := vo.client(log, true)
-		if err != nil {
-			return err
-		}
-		st.startVault(client)
-		store = client
-	}
-	if _, err := st.startGateway(gw, store, reg, reg); err != nil {
+	if _, err := st.startGateway(gw, reg, reg); err != nil {
 		return st.abort(err)
 	}
-	log.Info("gateway started", "addr", gw.httpAddr, "admin", gw.adminToken != "")
+	log.Info("gateway started", "addr", gw.httpAddr, "edge", gw.edge)
+	return st.wait()
+}
+
+func runAdmin(ctx context.Context, env *environment, args []string) error {
+	var (
+		no natsOptions
+		ao adminOptions
+		vo vaultOptions
+	)
+	s := newSettings("admin", env.getenv, env.stderr)
+	no.register(s)
+	ao.register(s)
+	s.Bool(&ao.allowPrivate, "allow-private-targets", "EDGEHOOK_ALLOW_PRIVATE_TARGETS", false, "allow webhook targets on loopback and private addresses")
+	vo.register(s)
+	log, err := s.parseLogged(args, env.stderr)
+	if err != nil {
+		return err
+	}
+	if ao.token == "" {
+		return usageError{errors.New("admin: EDGEHOOK_ADMIN_TOKEN (or --admin-token) is required: it guards the admin API")}
+	}
+	reg := newRegistry()
+	st := newStack(ctx, no, log)
+	client, err := vo.client(log, true) // the admin role: writes webhook-config/*
+	if err != nil {
+		return st.abort(err)
+	}
+	st.startVault(client)
+	if _, err := st.startAdmin(ao, client, reg, reg); err != nil {
+		return st.abort(err)
+	}
+	log.Info("admin API started", "addr", ao.addr)
 	return st.wait()
 }
 

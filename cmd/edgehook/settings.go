@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"time"
 )
@@ -113,3 +114,14 @@ func (s *settings) parse(args []string) error {
 type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
+
+// parseLogged registers --log-level, parses args and returns the JSON logger of a
+// service at that level, writing to stderr.
+func (s *settings) parseLogged(args []string, stderr io.Writer) (*slog.Logger, error) {
+	var level string
+	s.String(&level, "log-level", "EDGEHOOK_LOG_LEVEL", "info", "debug, info, warn or error")
+	if err := s.parse(args); err != nil {
+		return nil, err
+	}
+	return newLogger(stderr, level)
+}

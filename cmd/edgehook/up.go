@@ -32,6 +32,7 @@ type upOptions struct {
 	worker          workerOptions
 	vault           vaultOptions
 	gateway         gatewayOptions
+	admin           adminOptions
 }
 
 func runUp(ctx context.Context, env *environment, args []string) error {
@@ -43,6 +44,7 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	s.String(&o.receiverAddr, "receiver-addr", "EDGEHOOK_RECEIVER_ADDR", "127.0.0.1:8090", "receiver listen address")
 	s.String(&o.logLevel, "log-level", "EDGEHOOK_LOG_LEVEL", "info", "debug, info, warn or error")
 	o.gateway.register(s)
+	o.admin.register(s)
 	o.topo.register(s)
 	o.worker.register(s, true)
 	o.vault.register(s)
@@ -63,9 +65,11 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	if err := o.topo.Validate(); err != nil {
 		return usageError{err}
 	}
+	// The admin API takes the worker's rule for private targets (true by default here).
+	o.admin.allowPrivate = o.worker.allowPrivate
 	generatedToken := false
-	if o.gateway.adminToken == "" {
-		o.gateway.adminToken, err = randomToken()
+	if o.admin.token == "" {
+		o.admin.token, err = randomToken()
 		if err != nil {
 			return err
 		}
@@ -135,10 +139,13 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	}
 
 	procReg := newRegistry()
-	gwReg, wkReg, rcReg := prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry()
+	gwReg, adReg, wkReg, rcReg := prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry()
 	all := prometheus.Gatherers{procReg, gwReg, wkReg, rcReg}
 
-	if _, err := st.startGateway(o.gateway, store, gwReg, all); err != nil {
+	if _, err := st.startGateway(o.gateway, gwReg, all); err != nil {
+		return st.abort(err)
+	}
+	if _, err := st.startAdmin(o.admin, store, adReg, prometheus.Gatherers{procReg, adReg}); err != nil {
 		return st.abort(err)
 	}
 	cache := vault.NewCache(store, vault.CacheConfig{TTL: o.vault.cacheTTL}, wkReg)
@@ -152,7 +159,7 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 		return st.abort(err)
 	}
 	st.g.Go(func() error {
-		if waitListening(st.ctx, o.gateway.httpAddr) && waitListening(st.ctx, o.receiverAddr) {
+		if waitListening(st.ctx, o.gateway.httpAddr) && waitListening(st.ctx, o.admin.addr) && waitListening(st.ctx, o.receiverAddr) {
 			printQuickStart(env, o, generatedToken)
 		}
 		return nil
@@ -211,33 +218,54 @@ func waitListening(ctx context.Context, addr string) bool {
 // quickStart is the script `up` prints and README.md shows (with the default
 // addresses and "<the token up printed>"); a test runs it against a live system.
 const quickStart = `export EDGEHOOK_ADMIN_TOKEN={{token}}
-# 1. create a tenant whose webhooks go to the local receiver ({tenantId} is filled in)
-TENANT=$(curl -s -X POST http://{{api}}/v1/tenants -H "Authorization: Bearer $EDGEHOOK_ADMIN_TOKEN" \
+# 1. create a tenant at the admin API whose webhooks go to the local receiver ({tenantId} is filled in)
+TENANT=$(curl -s -X POST http://{{admin}}/v1/tenants -H "Authorization: Bearer $EDGEHOOK_ADMIN_TOKEN" \
   -d '{"targetUrl":"http://{{receiver}}/webhooks/{tenantId}","plan":"free"}')
 echo "$TENANT"
 TENANT_ID=$(echo "$TENANT" | sed -E 's/.*"tenantId":"([^"]+)".*/\1/')
 API_KEY=$(echo "$TENANT" | sed -E 's/.*"apiKey":"([^"]+)".*/\1/')
-# 2. send an event
-EVENT_ID=$(curl -s -X POST http://{{api}}/v1/events -H "Authorization: Bearer $API_KEY" \
+# 2. give the application a key that may only send events, and send one with it
+SEND_KEY=$(curl -s -X POST http://{{admin}}/v1/tenants/$TENANT_ID/keys -H "Authorization: Bearer $EDGEHOOK_ADMIN_TOKEN" \
+  -d '{"name":"app","scopes":["send"]}' | sed -E 's/.*"apiKey":"([^"]+)".*/\1/')
+EVENT_ID=$(curl -s -X POST http://{{api}}/v1/events -H "Authorization: Bearer $SEND_KEY" \
   -d '{"type":"order.created","data":{"orderId":42}}' | sed -E 's/.*"eventId":"([^"]+)".*/\1/')
-# 3. see it delivered, and the verified copy the receiver put in the RECEIVED stream
+# 3. see it delivered (with the first key, which holds every scope), and the verified copy
+#    the receiver put in the RECEIVED stream
 sleep 1; curl -s http://{{api}}/v1/events/$EVENT_ID -H "Authorization: Bearer $API_KEY"; echo
 bin/nats --server nats://{{nats}} --user operator --password "$(cat {{data}}/nats-operator.password)" \
   stream get RECEIVED --last-for "received.$TENANT_ID"
 `
 
-// renderQuickStart fills in the quick-start script.
-func renderQuickStart(token, api, receiver, natsAddr, dataDir string) string {
-	return strings.NewReplacer("{{token}}", token, "{{api}}", api, "{{receiver}}", receiver, "{{nats}}", natsAddr, "{{data}}", dataDir).Replace(quickStart)
+// quickStartAddrs are the addresses the quick-start script talks to.
+type quickStartAddrs struct {
+	api, admin, receiver, nats, data string
 }
+
+// renderQuickStart fills in the quick-start script. token is the admin token, or a
+// placeholder when the user supplied it: `up` prints only a token it generated.
+func renderQuickStart(token string, a quickStartAddrs) string {
+	return strings.NewReplacer("{{token}}", token, "{{api}}", a.api, "{{admin}}", a.admin, "{{receiver}}", a.receiver,
+		"{{nats}}", a.nats, "{{data}}", a.data).Replace(quickStart)
+}
+
+// suppliedTokenPlaceholder stands for the admin token in the quick start when the
+// user supplied it.
+const suppliedTokenPlaceholder = `"$EDGEHOOK_ADMIN_TOKEN"`
 
 func printQuickStart(env *environment, o upOptions, generatedToken bool) {
 	w := env.stdout
-	fmt.Fprintf(w, "\nedgehook is up.\n  gateway   http://%s\n  receiver  http://%s\n  nats      nats://%s\n\n",
-		o.gateway.httpAddr, o.receiverAddr, o.natsAddr)
+	fmt.Fprintf(w, "\nedgehook is up.\n  gateway   http://%s\n  admin API http://%s\n  receiver  http://%s\n  nats      nats://%s\n\n",
+		o.gateway.httpAddr, o.admin.addr, o.receiverAddr, o.natsAddr)
+	token := suppliedTokenPlaceholder
 	if generatedToken {
-		fmt.Fprintf(w, "Admin token (generated; set EDGEHOOK_ADMIN_TOKEN to choose your own):\n  %s\n\n", o.gateway.adminToken)
+		token = o.admin.token
+		fmt.Fprintf(w, "Admin token (generated; set EDGEHOOK_ADMIN_TOKEN to choose your own):\n  %s\n\n", token)
+	} else {
+		fmt.Fprintf(w, "Admin token: the one you set in EDGEHOOK_ADMIN_TOKEN (not printed).\n\n")
 	}
-	fmt.Fprintf(w, "Quick start (paste into another shell):\n\n%s\n",
-		renderQuickStart(o.gateway.adminToken, o.gateway.httpAddr, o.receiverAddr, o.natsAddr, o.dataDir))
+	fmt.Fprintf(w, "Quick start (paste into another shell):\n\n%s\n", renderQuickStart(token, o.quickStartAddrs()))
+}
+
+func (o upOptions) quickStartAddrs() quickStartAddrs {
+	return quickStartAddrs{api: o.gateway.httpAddr, admin: o.admin.addr, receiver: o.receiverAddr, nats: o.natsAddr, data: o.dataDir}
 }

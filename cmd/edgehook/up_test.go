@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -60,5 +62,125 @@ func TestUpRefusesANonLoopbackNATSAddress(t *testing.T) {
 	var ue usageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "EDGEHOOK_NATS_ALLOW_REMOTE=true") || !strings.Contains(err.Error(), "0.0.0.0:0") {
 		t.Fatalf("up on 0.0.0.0: %v, want a usage error naming the address and EDGEHOOK_NATS_ALLOW_REMOTE", err)
+	}
+}
+
+// TestUpPrintsOnlyAnAdminTokenItGenerated: a token the user supplied never reaches
+// stdout, stderr or the logs (the quick start reads it from the environment); a token
+// `up` generated is printed once, and it is the one the admin API takes.
+func TestUpPrintsOnlyAnAdminTokenItGenerated(t *testing.T) {
+	t.Run("supplied", func(t *testing.T) {
+		sys := startUp(t, map[string]string{"EDGEHOOK_LOG_LEVEL": "debug"})
+		var c createdTenant
+		if code := call(t, "POST", "http://"+sys.admin+"/v1/tenants", sys.adminToken, map[string]string{"targetUrl": "http://example.invalid/"}, &c); code != 201 {
+			t.Fatalf("the supplied token does not open the admin API: %d", code)
+		}
+		sys.cancel() // stop up, so every log line it writes is in
+		err := <-sys.done
+		sys.done <- err // for the cleanup, which checks it
+		for name, out := range map[string]string{"stdout": sys.stdout.String(), "stderr": sys.stderr.String()} {
+			if strings.Contains(out, sys.adminToken) {
+				t.Errorf("the supplied admin token appears on %s:\n%s", name, out)
+			}
+		}
+		if !strings.Contains(sys.stdout.String(), `export EDGEHOOK_ADMIN_TOKEN="$EDGEHOOK_ADMIN_TOKEN"`) {
+			t.Errorf("the quick start does not read the supplied token from the environment:\n%s", sys.stdout.String())
+		}
+	})
+	t.Run("generated", func(t *testing.T) {
+		sys := startUp(t, map[string]string{"EDGEHOOK_ADMIN_TOKEN": ""})
+		_, rest, ok := strings.Cut(sys.stdout.String(), "Admin token (generated; set EDGEHOOK_ADMIN_TOKEN to choose your own):\n")
+		token, _, _ := strings.Cut(strings.TrimSpace(rest), "\n")
+		if !ok || len(token) < 32 {
+			t.Fatalf("up did not print the token it generated:\n%s", sys.stdout.String())
+		}
+		if code := call(t, "POST", "http://"+sys.admin+"/v1/tenants", token, map[string]string{"targetUrl": "http://example.invalid/"}, nil); code != 201 {
+			t.Errorf("the printed token does not open the admin API: %d", code)
+		}
+		if code := call(t, "POST", "http://"+sys.api+"/v1/tenants", token, map[string]string{"targetUrl": "http://example.invalid/"}, nil); code != 404 {
+			t.Errorf("the public gateway serves the admin API: %d, want 404", code)
+		}
+	})
+}
+
+// TestUpRelaysTenantRequestsToTheAdminAPI: under `up`, the gateway relays a tenant's
+// endpoint and key requests over NATS to the admin API, which checks the key's scope:
+// a send key created at the admin API cannot move the tenant's webhooks, its manage
+// key can, and a key revoked through the gateway is refused there at once.
+func TestUpRelaysTenantRequestsToTheAdminAPI(t *testing.T) {
+	sys := startUp(t, nil)
+	var c createdTenant
+	if code := call(t, "POST", "http://"+sys.admin+"/v1/tenants", sys.adminToken, map[string]string{"targetUrl": "http://example.invalid/"}, &c); code != 201 {
+		t.Fatalf("create tenant: %d", code)
+	}
+	var send struct{ KeyID, APIKey string }
+	body := map[string]any{"name": "app", "scopes": []string{"send"}}
+	if code := call(t, "POST", "http://"+sys.admin+"/v1/tenants/"+c.TenantID+"/keys", sys.adminToken, body, &send); code != 201 || send.APIKey == "" {
+		t.Fatalf("create a send key: %d", code)
+	}
+	gw := "http://" + sys.api
+	if code := call(t, "PATCH", gw+"/v1/tenant", send.APIKey, map[string]string{"targetUrl": "http://evil.example/"}, nil); code != 403 {
+		t.Errorf("PATCH /v1/tenant with a send key: %d, want 403", code)
+	}
+	var tn map[string]any
+	if code := call(t, "PATCH", gw+"/v1/tenant", c.APIKey, map[string]string{"targetUrl": "http://example.invalid/v2"}, &tn); code != 200 || tn["targetUrl"] != "http://example.invalid/v2" {
+		t.Errorf("PATCH /v1/tenant with the first key: %d %v", code, tn)
+	}
+	if code := call(t, "DELETE", gw+"/v1/tenant/keys/"+send.KeyID, c.APIKey, nil, nil); code != 204 {
+		t.Fatalf("revoke through the gateway: %d", code)
+	}
+	deadline := time.Now().Add(time.Second)
+	for call(t, "POST", gw+"/v1/events", send.APIKey, map[string]string{"type": "x"}, nil) != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked key still sends events after 1s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestTenantCommandManagesKeys: `edgehook tenant` creates and updates a tenant (flags
+// may follow the id) and adds, lists, rotates and revokes its keys at the admin API
+// (EDGEHOOK_ADMIN_URL); a key is printed only by the action that makes it.
+func TestTenantCommandManagesKeys(t *testing.T) {
+	sys := startUp(t, nil)
+	env := map[string]string{"EDGEHOOK_ADMIN_URL": "http://" + sys.admin, "EDGEHOOK_ADMIN_TOKEN": sys.adminToken}
+	tenantCmd := func(args ...string) map[string]any {
+		t.Helper()
+		out, stderr, err := runArgs(t, env, append([]string{"tenant"}, args...)...)
+		if err != nil {
+			t.Fatalf("tenant %v: %v\n%s", args, err, stderr)
+		}
+		var m map[string]any
+		if strings.TrimSpace(out) != "" {
+			if err := json.Unmarshal([]byte(out), &m); err != nil {
+				t.Fatalf("tenant %v printed %q: %v", args, out, err)
+			}
+		}
+		return m
+	}
+	c := tenantCmd("create", "--target-url", "http://example.invalid/")
+	id, _ := c["tenantId"].(string)
+	if u := tenantCmd("update", id, "--plan", "pro"); u["plan"] != "pro" {
+		t.Errorf("update with a flag after the id printed %v", u)
+	}
+	k := tenantCmd("add-key", id, "--name", "app", "--scopes", "send,read")
+	keyID, _ := k["keyId"].(string)
+	apiKey, _ := k["apiKey"].(string)
+	if !strings.HasPrefix(apiKey, "ehk_") || !strings.HasPrefix(keyID, "key_") {
+		t.Fatalf("add-key printed %v", k)
+	}
+	out, _, err := runArgs(t, env, "tenant", "keys", id)
+	if err != nil || !strings.Contains(out, keyID) || strings.Contains(out, apiKey) || strings.Contains(out, "apiKey") {
+		t.Fatalf("keys: %v\n%s", err, out)
+	}
+	if r := tenantCmd("rotate-key", id, keyID); r["apiKey"] == apiKey || r["keyId"] != keyID {
+		t.Errorf("rotate-key printed %v", r)
+	}
+	tenantCmd("revoke-key", id, keyID)
+	if _, _, err := runArgs(t, env, "tenant", "revoke-key", id, keyID); err == nil || !strings.Contains(err.Error(), "API key not found") {
+		t.Errorf("revoking twice: %v", err)
+	}
+	if _, _, err := runArgs(t, env, "tenant", "add-key", id, "--name", "x"); exitCode(err) != 2 || !strings.Contains(err.Error(), "--scopes") {
+		t.Errorf("add-key without scopes: %v", err)
 	}
 }

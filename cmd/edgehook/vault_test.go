@@ -450,11 +450,35 @@ func TestWorkerFollowsItsTokenFileAndAppRoleWithoutRestart(t *testing.T) {
 	}
 }
 
-func TestGatewayServesIngestWithNoVaultSettings(t *testing.T) {
+// TestGatewayHoldsNoVaultTokenNorAdminAPI: an edge-facing `edgehook gateway` serves
+// ingest and never contacts Vault nor serves the admin API, even with an admin token
+// and Vault settings in its environment (the least-privilege table: no Vault token at
+// all); the admin API is `edgehook admin`.
+func TestGatewayHoldsNoVaultTokenNorAdminAPI(t *testing.T) {
 	ns := natstest.Start(t, nil)
 	addr := freeAddr(t)
-	// Only NATS and the listen address: no VAULT_* at all.
-	startCommand(t, map[string]string{"EDGEHOOK_NATS_URL": ns.URL, "EDGEHOOK_HTTP_ADDR": addr, "EDGEHOOK_LOG_LEVEL": "warn"}, "gateway")
+	// A Vault address the test owns: any connection to it is a gateway reaching for Vault.
+	vaultLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vaultConns atomic.Int32
+	go func() {
+		for {
+			c, err := vaultLn.Accept()
+			if err != nil {
+				return
+			}
+			vaultConns.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { vaultLn.Close() })
+	const adminToken = "gateway-test-admin-token"
+	startCommand(t, map[string]string{
+		"EDGEHOOK_NATS_URL": ns.URL, "EDGEHOOK_HTTP_ADDR": addr, "EDGEHOOK_LOG_LEVEL": "warn",
+		"EDGEHOOK_ADMIN_TOKEN": adminToken, "VAULT_ADDR": "http://" + vaultLn.Addr().String(), "VAULT_TOKEN": "hvs.not-for-the-gateway",
+	}, "gateway")
 	waitHTTP(t, "http://"+addr+"/readyz")
 
 	kv, err := ns.JetStream(t).KeyValue(context.Background(), natsconf.BucketIdentity)
@@ -469,9 +493,13 @@ func TestGatewayServesIngestWithNoVaultSettings(t *testing.T) {
 	if code := call(t, "POST", "http://"+addr+"/v1/events", key, map[string]string{"type": "x"}, &ack); code != 202 || ack.Status != "queued" {
 		t.Fatalf("ingest without Vault: %d %+v", code, ack)
 	}
-	// No admin API without an admin token (and so without Vault).
-	if code := call(t, "POST", "http://"+addr+"/v1/tenants", "anything", map[string]string{"targetUrl": "https://example.com"}, nil); code != 404 {
-		t.Errorf("admin API on a gateway without admin token: %d, want 404", code)
+	for _, r := range [][2]string{{"POST", "/v1/tenants"}, {"GET", "/v1/tenants/ten_novault"}, {"POST", "/v1/tenants/ten_novault/rotate-secret"}} {
+		if code := call(t, r[0], "http://"+addr+r[1], adminToken, map[string]string{"targetUrl": "https://example.com"}, nil); code != 404 {
+			t.Errorf("%s %s on the gateway with the admin token: %d, want 404", r[0], r[1], code)
+		}
+	}
+	if n := vaultConns.Load(); n != 0 {
+		t.Errorf("the gateway opened %d connections to VAULT_ADDR", n)
 	}
 }
 
@@ -497,8 +525,8 @@ func TestRotationThroughTheReceiver(t *testing.T) {
 		}
 		return m
 	}
-	startCommand(t, with(map[string]string{"EDGEHOOK_HTTP_ADDR": api, "EDGEHOOK_ADMIN_TOKEN": adminToken,
-		"VAULT_TOKEN": v.Token(t, vault.RoleAdmin, 0), "EDGEHOOK_ROTATION_WINDOW": "3s"}), "gateway")
+	startCommand(t, with(map[string]string{"EDGEHOOK_ADMIN_ADDR": api, "EDGEHOOK_ADMIN_TOKEN": adminToken,
+		"VAULT_TOKEN": v.Token(t, vault.RoleAdmin, 0), "EDGEHOOK_ROTATION_WINDOW": "3s"}), "admin")
 	startCommand(t, with(map[string]string{"EDGEHOOK_RECEIVER_ADDR": recv, "VAULT_TOKEN": v.Token(t, vault.RoleReceiver, 0),
 		"EDGEHOOK_CONFIG_CACHE_TTL": "1h"}), "receiver")
 	waitHTTP(t, "http://"+api+"/readyz")

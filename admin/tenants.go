@@ -1,20 +1,24 @@
-package gateway
+package admin
 
 import (
 	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/edgehook/edgehook/api"
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/vault"
 	"github.com/edgehook/edgehook/webhook"
 )
 
-// createTenantResponse is the body of POST /v1/tenants: the only answer that ever
-// carries the API key, and one of two that carry a signing secret.
-type createTenantResponse struct {
+// CreatedTenant is the body of POST /v1/tenants: the only answer that ever carries the
+// tenant's first API key, and one of two that carry a signing secret.
+type CreatedTenant struct {
 	TenantID      string    `json:"tenantId"`
 	APIKey        string    `json:"apiKey"`
 	WebhookSecret string    `json:"webhookSecret"`
@@ -37,7 +41,7 @@ func (s *Server) createTenant(ctx *fasthttp.RequestCtx, _ string) error {
 		TargetURL string `json:"targetUrl"`
 		Plan      string `json:"plan"`
 	}
-	if err := decodeJSON(ctx.PostBody(), &req); err != nil {
+	if err := api.DecodeJSON(ctx.PostBody(), &req); err != nil {
 		return err
 	}
 	tenantID, err := identity.NewTenantID()
@@ -46,7 +50,7 @@ func (s *Server) createTenant(ctx *fasthttp.RequestCtx, _ string) error {
 	}
 	// A target URL may name the tenant it belongs to before the id exists.
 	req.TargetURL = strings.ReplaceAll(req.TargetURL, TenantIDPlaceholder, tenantID)
-	if err := validateTargetURL(req.TargetURL); err != nil {
+	if err := validateTargetURL(req.TargetURL, s.cfg.AllowPrivateTargets); err != nil {
 		return err
 	}
 	if req.Plan == "" {
@@ -68,38 +72,39 @@ func (s *Server) createTenant(ctx *fasthttp.RequestCtx, _ string) error {
 
 	sctx, cancel := s.storeCtx()
 	defer cancel()
-	if err := s.deps.Configs.PutWebhookConfig(sctx, vault.WebhookConfig{
+	if err := s.configs.PutWebhookConfig(sctx, vault.WebhookConfig{
 		TenantID: tenantID, TargetURL: req.TargetURL, Secret: secret, LastUpdated: now,
 	}); err != nil {
 		s.log.Error("tenant creation failed: webhook config not written", "tenant", tenantID, "error", err)
-		return storeError("webhook config store", err)
+		return api.StoreError("webhook config store", err)
 	}
 	if err := s.deps.Identity.Create(sctx, t, keyHash); err != nil {
 		dctx, dcancel := s.storeCtx()
 		defer dcancel()
-		if derr := s.deps.Configs.DeleteWebhookConfig(dctx, tenantID); derr != nil {
+		if derr := s.configs.DeleteWebhookConfig(dctx, tenantID); derr != nil {
 			s.log.Error("tenant creation failed and its webhook config could not be removed",
 				"tenant", tenantID, "error", err, "cleanup_error", derr)
 		} else {
 			s.log.Error("tenant creation failed: identity not written; webhook config removed", "tenant", tenantID, "error", err)
 		}
-		return storeError("identity store", err)
+		return api.StoreError("identity store", err)
 	}
 	s.log.Info("tenant created", "tenant", tenantID, "plan", t.Plan)
-	writeJSON(ctx, fasthttp.StatusCreated, createTenantResponse{
+	api.WriteJSON(ctx, fasthttp.StatusCreated, CreatedTenant{
 		TenantID: tenantID, APIKey: apiKey, WebhookSecret: secret.Reveal(), TargetURL: req.TargetURL,
 		Plan: t.Plan, Status: t.Status, CreatedAt: now,
 	})
 	return nil
 }
 
-// getTenant serves GET /v1/tenants/{id}: identity and target URL, never a secret.
-func (s *Server) getTenant(ctx *fasthttp.RequestCtx, id string) error {
+// getTenant serves GET /v1/tenants/{id} and a tenant's GET /v1/tenant: identity and
+// target URL, never a secret.
+func (s *Server) getTenant(ctx *fasthttp.RequestCtx, id, _ string) error {
 	resp, err := s.tenantView(id)
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, resp)
+	api.WriteJSON(ctx, fasthttp.StatusOK, resp)
 	return nil
 }
 
@@ -110,7 +115,7 @@ func (s *Server) tenantView(id string) (tenantResponse, error) {
 	defer cancel()
 	t, err := s.deps.Identity.Get(sctx, id)
 	if err != nil {
-		return tenantResponse{}, storeError("identity store", err)
+		return tenantResponse{}, api.StoreError("identity store", err)
 	}
 	target, err := s.targetURL(id)
 	if err != nil && !errors.Is(err, vault.ErrNotFound) {
@@ -127,14 +132,14 @@ func (s *Server) patchTenant(ctx *fasthttp.RequestCtx, id string) error {
 		Plan      *string `json:"plan"`
 		TargetURL *string `json:"targetUrl"`
 	}
-	if err := decodeJSON(ctx.PostBody(), &req); err != nil {
+	if err := api.DecodeJSON(ctx.PostBody(), &req); err != nil {
 		return err
 	}
 	if req.Status == nil && req.Plan == nil && req.TargetURL == nil {
-		return badRequest(`set at least one of "status", "plan", "targetUrl"`)
+		return api.BadRequest(`set at least one of "status", "plan", "targetUrl"`)
 	}
 	if req.Status != nil && *req.Status != identity.StatusActive && *req.Status != identity.StatusSuspended {
-		return badRequest(`field "status" must be active or suspended`)
+		return api.BadRequest(`field "status" must be active or suspended`)
 	}
 	if req.Plan != nil {
 		if err := validatePlan(*req.Plan); err != nil {
@@ -142,7 +147,7 @@ func (s *Server) patchTenant(ctx *fasthttp.RequestCtx, id string) error {
 		}
 	}
 	if req.TargetURL != nil {
-		if err := validateTargetURL(*req.TargetURL); err != nil {
+		if err := validateTargetURL(*req.TargetURL, s.cfg.AllowPrivateTargets); err != nil {
 			return err
 		}
 	}
@@ -151,7 +156,7 @@ func (s *Server) patchTenant(ctx *fasthttp.RequestCtx, id string) error {
 	defer cancel()
 	t, err := s.deps.Identity.Get(sctx, id)
 	if err != nil {
-		return storeError("identity store", err)
+		return api.StoreError("identity store", err)
 	}
 	updated := t
 	if req.Status != nil {
@@ -162,7 +167,7 @@ func (s *Server) patchTenant(ctx *fasthttp.RequestCtx, id string) error {
 	}
 	if updated != t {
 		if err := s.deps.Identity.Update(sctx, updated); err != nil {
-			return storeError("identity store", err)
+			return api.StoreError("identity store", err)
 		}
 	}
 	if req.TargetURL != nil {
@@ -172,7 +177,29 @@ func (s *Server) patchTenant(ctx *fasthttp.RequestCtx, id string) error {
 	}
 	s.log.Info("tenant updated", "tenant", id, "status", updated.Status, "plan", updated.Plan,
 		"target_url_changed", req.TargetURL != nil)
-	return s.getTenant(ctx, id)
+	return s.getTenant(ctx, id, "")
+}
+
+// patchOwnTenant serves a tenant's PATCH /v1/tenant {"targetUrl"} (manage scope): it
+// changes its own target URL, nothing else.
+func (s *Server) patchOwnTenant(ctx *fasthttp.RequestCtx, tenantID, _ string) error {
+	var req struct {
+		TargetURL *string `json:"targetUrl"`
+	}
+	if err := api.DecodeJSON(ctx.PostBody(), &req); err != nil {
+		return err
+	}
+	if req.TargetURL == nil {
+		return api.BadRequest(`field "targetUrl" is required`)
+	}
+	if err := validateTargetURL(*req.TargetURL, s.cfg.AllowPrivateTargets); err != nil {
+		return err
+	}
+	if err := s.setTargetURL(tenantID, *req.TargetURL); err != nil {
+		return err
+	}
+	s.log.Info("tenant target URL changed", "tenant", tenantID, "by", "tenant")
+	return s.getTenant(ctx, tenantID, "")
 }
 
 // rotateSecretResponse is the body of POST /v1/tenants/{id}/rotate-secret.
@@ -182,10 +209,11 @@ type rotateSecretResponse struct {
 	PreviousSecretExpiresAt time.Time `json:"previousSecretExpiresAt"`
 }
 
-// rotateSecret serves POST /v1/tenants/{id}/rotate-secret: a new secret becomes
+// rotateSecret serves POST /v1/tenants/{id}/rotate-secret (and a tenant's POST
+// /v1/tenant/rotate-secret, manage scope): a new secret becomes
 // current; the old one stays valid for Config.RotationWindow so receivers can switch
 // over. Previous secrets whose window has closed are dropped.
-func (s *Server) rotateSecret(ctx *fasthttp.RequestCtx, id string) error {
+func (s *Server) rotateSecret(ctx *fasthttp.RequestCtx, id, _ string) error {
 	if !identity.ValidTenantID(id) {
 		return vault.ErrNotFound
 	}
@@ -195,9 +223,9 @@ func (s *Server) rotateSecret(ctx *fasthttp.RequestCtx, id string) error {
 	}
 	sctx, cancel := s.storeCtx()
 	defer cancel()
-	wc, err := s.deps.Configs.WebhookConfig(sctx, id)
+	wc, err := s.configs.WebhookConfig(sctx, id)
 	if err != nil {
-		return storeError("webhook config store", err)
+		return api.StoreError("webhook config store", err)
 	}
 	now := time.Now().UTC()
 	expires := now.Add(s.cfg.RotationWindow)
@@ -211,10 +239,78 @@ func (s *Server) rotateSecret(ctx *fasthttp.RequestCtx, id string) error {
 	wc.RotationHistory = append(wc.RotationHistory, vault.Rotation{RotatedAt: now, PreviousExpiresAt: expires})
 	wc.Secret = secret
 	wc.LastUpdated = now
-	if err := s.deps.Configs.PutWebhookConfig(sctx, wc); err != nil {
-		return storeError("webhook config store", err)
+	if err := s.configs.PutWebhookConfig(sctx, wc); err != nil {
+		return api.StoreError("webhook config store", err)
 	}
 	s.log.Info("webhook secret rotated", "tenant", id, "previous_expires_at", expires)
-	writeJSON(ctx, fasthttp.StatusOK, rotateSecretResponse{TenantID: id, WebhookSecret: secret.Reveal(), PreviousSecretExpiresAt: expires})
+	api.WriteJSON(ctx, fasthttp.StatusOK, rotateSecretResponse{TenantID: id, WebhookSecret: secret.Reveal(), PreviousSecretExpiresAt: expires})
+	return nil
+}
+
+// tenantResponse is the body of GET and PATCH /v1/tenants/{id}. It never holds a
+// secret.
+type tenantResponse struct {
+	TenantID  string    `json:"tenantId"`
+	Status    string    `json:"status"`
+	Plan      string    `json:"plan"`
+	CreatedAt time.Time `json:"createdAt"`
+	TargetURL *string   `json:"targetUrl,omitempty"`
+}
+
+// targetURL reads tenantID's target URL from the config store.
+func (s *Server) targetURL(tenantID string) (string, error) {
+	sctx, cancel := s.storeCtx()
+	defer cancel()
+	wc, err := s.configs.WebhookConfig(sctx, tenantID)
+	if err != nil {
+		return "", api.StoreError("webhook config store", err)
+	}
+	return wc.TargetURL, nil
+}
+
+// setTargetURL replaces tenantID's target URL, keeping its secrets.
+func (s *Server) setTargetURL(tenantID, target string) error {
+	sctx, cancel := s.storeCtx()
+	defer cancel()
+	wc, err := s.configs.WebhookConfig(sctx, tenantID)
+	if err != nil {
+		return api.StoreError("webhook config store", err)
+	}
+	wc.TargetURL = target
+	wc.LastUpdated = time.Now().UTC()
+	if err := s.configs.PutWebhookConfig(sctx, wc); err != nil {
+		return api.StoreError("webhook config store", err)
+	}
+	return nil
+}
+
+// errBadTargetURL answers every target URL validateTargetURL refuses.
+var errBadTargetURL = api.BadRequest(`field "targetUrl" must be an absolute http or https URL with a host and no credentials`)
+
+// validateTargetURL is the one check of every target URL the admin API stores: an
+// absolute http(s) URL with a host, no credentials and a port in range. allowPrivate
+// (Config.AllowPrivateTargets) is for the refusal of private, loopback and localhost
+// targets, which the target package's ValidateURL adds.
+func validateTargetURL(raw string, allowPrivate bool) error {
+	if raw == "" || len(raw) > 2048 {
+		return errBadTargetURL
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
+		return errBadTargetURL
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return api.BadRequest(fmt.Sprintf(`field "targetUrl" has port %s, outside 1-65535`, p))
+		}
+	}
+	return nil
+}
+
+// validatePlan maps identity's plan check to an answer naming the field.
+func validatePlan(plan string) error {
+	if identity.ValidatePlan(plan) != nil {
+		return api.BadRequest(fmt.Sprintf(`field "plan" must be one of %s`, strings.Join(identity.Plans, ", ")))
+	}
 	return nil
 }
