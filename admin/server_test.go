@@ -91,7 +91,7 @@ func TestTargetPortOutOfRange(t *testing.T) {
 	e := start(t, admintest.Options{})
 	for _, port := range []string{"0", "65536", "99999"} {
 		r := e.do("POST", "/v1/tenants", testAdminToken, `{"targetUrl":"https://hooks.example.com:`+port+`/in"}`)
-		if code, msg := r.ErrorBody(t); r.Code != 400 || code != "invalid_request" || msg != `field "targetUrl" has port `+port+`, outside 1-65535` {
+		if code, msg := r.ErrorBody(t); r.Code != 400 || code != "invalid_request" || msg != `field "targetUrl" is not allowed: port `+port+` is out of range 1-65535` {
 			t.Errorf("port %s: %d %s", port, r.Code, r.Body)
 		}
 	}
@@ -99,6 +99,38 @@ func TestTargetPortOutOfRange(t *testing.T) {
 		t.Errorf("%d configs stored", n)
 	}
 	e.createTenant(`{"targetUrl":"https://hooks.example.com:65535/in"}`)
+}
+
+// TestPrivateTargetsAreRefusedWhenSet: unless the admin API allows private targets
+// (as `up` does), a target URL naming a loopback, private or link-local address or a
+// localhost name is refused when it is set, with the class named, and nothing is stored;
+// allowed, the same URLs are accepted.
+func TestPrivateTargetsAreRefusedWhenSet(t *testing.T) {
+	refusing := start(t, admintest.Options{RefusePrivateTargets: true})
+	good := refusing.createTenant(`{"targetUrl":"https://hooks.example.com/in"}`)
+	for u, class := range map[string]string{
+		"http://127.0.0.1:9/hook":    "host is a loopback address",
+		"http://10.1.2.3/hook":       "host is a private address",
+		"http://169.254.169.254/":    "host is a link-local address",
+		"http://[::1]:8080/":         "host is a loopback address",
+		"http://localhost:8080/hook": "host is a loopback name (localhost)",
+	} {
+		want := `field "targetUrl" is not allowed: ` + class
+		r := refusing.do("POST", "/v1/tenants", testAdminToken, `{"targetUrl":"`+u+`"}`)
+		if code, msg := r.ErrorBody(t); r.Code != 400 || code != "invalid_request" || msg != want {
+			t.Errorf("create with %s: %d %s, want 400 %q", u, r.Code, r.Body, want)
+		}
+		r = refusing.do("PATCH", "/v1/tenants/"+good.TenantID, testAdminToken, `{"targetUrl":"`+u+`"}`)
+		if code, msg := r.ErrorBody(t); r.Code != 400 || code != "invalid_request" || msg != want {
+			t.Errorf("patch to %s: %d %s, want 400 %q", u, r.Code, r.Body, want)
+		}
+	}
+	if n := refusing.storedConfigs(); n != 1 {
+		t.Errorf("%d configs stored, want only the good tenant's", n)
+	}
+	allowing := start(t, admintest.Options{})
+	allowing.createTenant(`{"targetUrl":"http://127.0.0.1:9/hook"}`)
+	allowing.createTenant(`{"targetUrl":"http://localhost:8080/hook"}`)
 }
 
 // TestNewValidates: a configuration that cannot work is refused with an error naming

@@ -3,8 +3,6 @@ package admin
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 
 	"github.com/edgehook/edgehook/api"
 	"github.com/edgehook/edgehook/identity"
+	"github.com/edgehook/edgehook/target"
 	"github.com/edgehook/edgehook/vault"
 	"github.com/edgehook/edgehook/webhook"
 )
@@ -284,25 +283,20 @@ func (s *Server) setTargetURL(tenantID, target string) error {
 	return nil
 }
 
-// errBadTargetURL answers every target URL validateTargetURL refuses.
-var errBadTargetURL = api.BadRequest(`field "targetUrl" must be an absolute http or https URL with a host and no credentials`)
-
-// validateTargetURL is the one check of every target URL the admin API stores: an
-// absolute http(s) URL with a host, no credentials and a port in range. allowPrivate
-// (Config.AllowPrivateTargets) is for the refusal of private, loopback and localhost
-// targets, which the target package's ValidateURL adds.
+// validateTargetURL is the one check of every target URL the admin API stores
+// (target.ValidateURL): an absolute http(s) URL with a host, no credentials and a port
+// in range; unless allowPrivate (Config.AllowPrivateTargets), no private, loopback or
+// localhost host. The refusal names what is wrong, never the URL.
 func validateTargetURL(raw string, allowPrivate bool) error {
-	if raw == "" || len(raw) > 2048 {
-		return errBadTargetURL
+	if raw == "" {
+		return api.BadRequest(`field "targetUrl" is required: an absolute http or https URL`)
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
-		return errBadTargetURL
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return api.BadRequest(fmt.Sprintf(`field "targetUrl" has port %s, outside 1-65535`, p))
+	if err := target.ValidateURL(raw, allowPrivate); err != nil {
+		var te *target.Error
+		if errors.As(err, &te) {
+			return api.BadRequest(`field "targetUrl" is not allowed: ` + te.Reason)
 		}
+		return api.BadRequest(`field "targetUrl" is not allowed`)
 	}
 	return nil
 }

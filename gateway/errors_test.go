@@ -83,13 +83,21 @@ func TestBadInputs(t *testing.T) {
 		{name: "admin with a tenant key", method: "GET", path: "/v1/tenants/" + good.TenantID, token: good.APIKey, code: 401, errCode: "unauthorized", msg: "missing or invalid admin token"},
 		{name: "admin rotate without token", method: "POST", path: "/v1/tenants/" + good.TenantID + "/rotate-secret", code: 401, errCode: "unauthorized", msg: "missing or invalid admin token"},
 	}
-	const targetMsg = `field "targetUrl" must be an absolute http or https URL with a host and no credentials`
-	for _, u := range []string{``, `ftp://example.com/x`, `not a url`, `http://`, `/relative/path`, `http:///nohost`, `https://user:pw@example.com/`} {
+	const notAllowed = `field "targetUrl" is not allowed: `
+	const targetMsg = notAllowed + "scheme must be http or https"
+	const requiredMsg = `field "targetUrl" is required: an absolute http or https URL`
+	for u, reason := range map[string]string{
+		`ftp://example.com/x`: "scheme must be http or https", `not a url`: "scheme must be http or https",
+		`http://`: "no host", `/relative/path`: "scheme must be http or https", `http:///nohost`: "no host",
+		`https://user:pw@example.com/`:    "credentials in the URL (user:password@) are not allowed",
+		`https://hooks.example.com:99999`: "port 99999 is out of range 1-65535",
+	} {
 		cases = append(cases, tc{name: "bad targetUrl " + u, method: "POST", path: "/v1/tenants", token: testAdminToken,
-			body: fmt.Sprintf(`{"targetUrl":%q}`, u), code: 400, errCode: "invalid_request", msg: targetMsg})
+			body: fmt.Sprintf(`{"targetUrl":%q}`, u), code: 400, errCode: "invalid_request", msg: notAllowed + reason})
 	}
 	cases = append(cases,
-		tc{name: "targetUrl missing", method: "POST", path: "/v1/tenants", token: testAdminToken, body: `{"plan":"pro"}`, code: 400, errCode: "invalid_request", msg: targetMsg},
+		tc{name: "targetUrl missing", method: "POST", path: "/v1/tenants", token: testAdminToken, body: `{"plan":"pro"}`, code: 400, errCode: "invalid_request", msg: requiredMsg},
+		tc{name: "targetUrl empty", method: "POST", path: "/v1/tenants", token: testAdminToken, body: `{"targetUrl":""}`, code: 400, errCode: "invalid_request", msg: requiredMsg},
 		tc{name: "targetUrl not a string", method: "POST", path: "/v1/tenants", token: testAdminToken, body: `{"targetUrl":5}`, code: 400, errCode: "invalid_request", msg: `field "targetUrl" must be a string`},
 		tc{name: "bad plan", method: "POST", path: "/v1/tenants", token: testAdminToken, body: `{"targetUrl":"https://example.com/h","plan":"gold"}`, code: 400, errCode: "invalid_request", msg: `field "plan" must be one of free, pro, enterprise`},
 		tc{name: "unknown field", method: "POST", path: "/v1/tenants", token: testAdminToken, body: `{"targetUrl":"https://example.com/h","webhookSecret":"x"}`, code: 400, errCode: "invalid_request", msg: `unknown field "webhookSecret"`},

@@ -51,6 +51,9 @@ func TestKeyScopes(t *testing.T) {
 		want                    want
 	}{
 		{read, "POST", "/v1/events", `{}`, lacks("send")},
+		{read, "POST", "/v1/events/batch", `{"events":[{"event":{}}]}`, lacks("send")},
+		{manage, "POST", "/v1/events/batch", `{"events":[{"event":{}}]}`, lacks("send")},
+		{send, "POST", "/v1/events/batch", `{"events":[{"event":{}}]}`, ok(202)},
 		{manage, "POST", "/v1/events", `{}`, lacks("send")},
 		{send, "GET", "/v1/events/" + id, "", lacks("read")},
 		{manage, "GET", "/v1/events/" + id, "", lacks("read")},
@@ -83,8 +86,8 @@ func TestKeyScopes(t *testing.T) {
 			t.Errorf("%s %s: %s %q, want %s %q", tc.method, tc.path, code, msg, wantCode, tc.want.msg)
 		}
 	}
-	if n := e.subjectCount(c.TenantID); n != 2 {
-		t.Errorf("EVENTS holds %d events of the tenant, want the 2 sent with send scope", n)
+	if n := e.subjectCount(c.TenantID); n != 3 {
+		t.Errorf("EVENTS holds %d events of the tenant, want the 3 sent with send scope (one in a batch)", n)
 	}
 }
 

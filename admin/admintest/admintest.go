@@ -37,6 +37,9 @@ type Options struct {
 	Identity *identity.Store
 	// Logger receives the admin API's logs (default: discarded).
 	Logger *slog.Logger
+	// RefusePrivateTargets keeps Config.AllowPrivateTargets as given. Without it the
+	// admin API accepts loopback targets, where every test endpoint listens.
+	RefusePrivateTargets bool
 }
 
 // Server is a running admin API.
@@ -80,6 +83,9 @@ func Start(t testing.TB, nc *nats.Conn, o Options) *Server {
 	deps.Registerer, deps.Gatherer, s.Gatherer = reg, reg, reg
 	cfg := o.Config
 	cfg.Addr, cfg.Token = "127.0.0.1:0", Token
+	if !o.RefusePrivateTargets {
+		cfg.AllowPrivateTargets = true
+	}
 	srv, err := admin.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
