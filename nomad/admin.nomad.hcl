@@ -116,11 +116,13 @@ job "edgehook-admin" {
       # Its NATS password and its bearer token, read at start: a rotated one restarts
       # the task.
       template {
-        destination = "secrets/admin.env"
-        env         = true
-        perms       = "0600"
-        change_mode = "restart"
-        data        = <<-EOT
+        destination          = "secrets/admin.env"
+        env                  = true
+        perms                = "0600"
+        # A missing item fails the render instead of rendering "<no value>".
+        error_on_missing_key = true
+        change_mode          = "restart"
+        data                 = <<-EOT
         {{ with nomadVar "nomad/jobs/edgehook-admin/admin/admin" }}
         EDGEHOOK_NATS_PASSWORD={{ .nats_password }}
         EDGEHOOK_ADMIN_TOKEN={{ .admin_token }}

@@ -192,12 +192,14 @@ job "edgehook-edge" {
       # edge), from a Nomad Variable only this task reads. The gateway reads it at
       # start, so a rotated one restarts it.
       template {
-        destination = "secrets/nats.env"
-        env         = true
-        perms       = "0600"
-        change_mode = "restart"
-        splay       = "30s"
-        data        = <<-EOT
+        destination          = "secrets/nats.env"
+        env                  = true
+        perms                = "0600"
+        # A missing item fails the render instead of rendering "<no value>".
+        error_on_missing_key = true
+        change_mode          = "restart"
+        splay                = "30s"
+        data                 = <<-EOT
         {{- with nomadVar "nomad/jobs/edgehook-edge/edge/gateway" -}}
         {{- range $edge, $password := . -}}
         {{- if eq $edge (env "meta.edgehook_edge") }}EDGEHOOK_NATS_PASSWORD={{ $password }}{{ end -}}

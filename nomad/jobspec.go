@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/ext/dynblock"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/nomad/api"
@@ -47,7 +46,7 @@ type Variable struct {
 // Parse decodes the job file src (named filename in errors): its `variable` blocks, then
 // its one `job` block, with vars overriding the variables' defaults as `nomad job run
 // -var name=value` does (a string is taken as is, any other type is parsed as an HCL
-// expression). `dynamic` blocks are expanded. Nomad's runtime interpolations
+// expression). Nomad's runtime interpolations
 // (${NOMAD_PORT_http}, ${node.unique.name}, ${meta.x}, ${attr.x}) stay in the strings as
 // Nomad leaves them for its client to fill. An attribute or block the api type does not
 // have, a variable the file does not declare, or a declared one without a value is an
@@ -163,8 +162,7 @@ func parse(filename string, src []byte, vars map[string]string) (*api.Job, []Var
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(values)}}
 	d := &decoder{ctx: ctx}
 	job := &api.Job{}
-	body := dynblock.Expand(jobs[0].Body, ctx)
-	if diags := d.decodeBody(body, reflectValue(job)); diags.HasErrors() {
+	if diags := d.decodeBody(jobs[0].Body, reflectValue(job)); diags.HasErrors() {
 		return nil, nil, diags
 	}
 	id := jobs[0].Labels[0]

@@ -116,12 +116,14 @@ job "edgehook-receiver" {
       }
 
       template {
-        destination = "secrets/nats.env"
-        env         = true
-        perms       = "0600"
-        change_mode = "restart"
-        splay       = "30s"
-        data        = <<-EOT
+        destination          = "secrets/nats.env"
+        env                  = true
+        perms                = "0600"
+        # A missing item fails the render instead of rendering "<no value>".
+        error_on_missing_key = true
+        change_mode          = "restart"
+        splay                = "30s"
+        data                 = <<-EOT
         {{ with nomadVar "nomad/jobs/edgehook-receiver/receiver/receiver" }}EDGEHOOK_NATS_PASSWORD={{ .nats_password }}{{ end }}
         EOT
       }

@@ -129,12 +129,14 @@ job "edgehook-worker" {
       # The worker's NATS password; it is read at start, so a rotated one restarts the
       # task (the splay keeps the workers from restarting all at once).
       template {
-        destination = "secrets/nats.env"
-        env         = true
-        perms       = "0600"
-        change_mode = "restart"
-        splay       = "1m"
-        data        = <<-EOT
+        destination          = "secrets/nats.env"
+        env                  = true
+        perms                = "0600"
+        # A missing item fails the render instead of rendering "<no value>".
+        error_on_missing_key = true
+        change_mode          = "restart"
+        splay                = "1m"
+        data                 = <<-EOT
         {{ with nomadVar "nomad/jobs/edgehook-worker/worker/worker" }}EDGEHOOK_NATS_PASSWORD={{ .nats_password }}{{ end }}
         EOT
       }
@@ -204,11 +206,13 @@ job "edgehook-worker" {
       }
 
       template {
-        destination = "secrets/nats.env"
-        env         = true
-        perms       = "0600"
-        change_mode = "restart"
-        data        = <<-EOT
+        destination          = "secrets/nats.env"
+        env                  = true
+        perms                = "0600"
+        # A missing item fails the render instead of rendering "<no value>".
+        error_on_missing_key = true
+        change_mode          = "restart"
+        data                 = <<-EOT
         {{ with nomadVar "nomad/jobs/edgehook-worker/dlq/dlq" }}EDGEHOOK_NATS_PASSWORD={{ .nats_password }}{{ end }}
         EOT
       }
