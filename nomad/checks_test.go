@@ -100,6 +100,13 @@ func (c *checker) task(g *api.TaskGroup, task *api.Task, ports map[string]int) {
 		h = natsServerHelp(c.t)
 		where += " (nats-server)"
 	}
+	// The command is one an artifact brings into the task.
+	command, _ := task.Config["command"].(string)
+	if !slices.ContainsFunc(task.Artifacts, func(a *api.TaskArtifact) bool {
+		return deref(a.GetterSource) != "" && strings.HasPrefix(command, strings.TrimSuffix(deref(a.RelativeDest), "/")+"/")
+	}) {
+		c.addf("%s: runs %s, which no artifact unpacks", where, command)
+	}
 	for _, f := range prog.flags {
 		if !h.flags[f] {
 			c.addf("%s: flag -%s is not one the command has", where, f)

@@ -24,7 +24,7 @@ variable "edge_node_class" {
 
 variable "edgehook_artifact" {
   type        = string
-  description = "URL of the edgehook binary (or an archive holding it at its top) for linux/amd64"
+  description = "URL of an archive (.tar.gz) holding the edgehook binary for linux/amd64 at its top; Nomad unpacks it into local/"
 }
 
 variable "gateway_port" {

@@ -203,6 +203,7 @@ func TestChecksCatchMistakes(t *testing.T) {
 			"belong in its own path"},
 		{"hub client port", "receiver.nomad.hcl", "EDGEHOOK_NATS_URL      = var.hub_nats_url", `EDGEHOOK_NATS_URL      = "nats://10.0.1.1:4223"`,
 			`port "4223", the servers listen on 4222`},
+		{"command no artifact brings", "hub-nats.nomad.hcl", `destination = "local/nats"`, `destination = "local/nats-server"`, "which no artifact unpacks"},
 		{"health path", "receiver.nomad.hcl", `path     = "/readyz"`, `path     = "/ready"`, `probes "/ready"`},
 		{"check on a port nobody listens on", "worker.nomad.hcl", `EDGEHOOK_METRICS_ADDR = "${NOMAD_ADDR_metrics}"
         EDGEHOOK_NATS_URL     = var.hub_nats_url

@@ -15,7 +15,7 @@ variable "datacenters" {
 
 variable "edgehook_artifact" {
   type        = string
-  description = "URL of the edgehook binary (or an archive holding it at its top) for linux/amd64"
+  description = "URL of an archive (.tar.gz) holding the edgehook binary for linux/amd64 at its top; Nomad unpacks it into local/"
 }
 
 variable "hub_nats_url" {
