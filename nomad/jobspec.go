@@ -43,19 +43,6 @@ type Variable struct {
 	Default cty.Value
 }
 
-// Parse decodes the job file src (named filename in errors): its `variable` blocks, then
-// its one `job` block, with vars overriding the variables' defaults as `nomad job run
-// -var name=value` does (a string is taken as is, any other type is parsed as an HCL
-// expression). Nomad's runtime interpolations
-// (${NOMAD_PORT_http}, ${node.unique.name}, ${meta.x}, ${attr.x}) stay in the strings as
-// Nomad leaves them for its client to fill. An attribute or block the api type does not
-// have, a variable the file does not declare, or a declared one without a value is an
-// error naming it and its place in the file.
-func Parse(filename string, src []byte, vars map[string]string) (*api.Job, error) {
-	job, _, err := parse(filename, src, vars)
-	return job, err
-}
-
 // Variables returns the `variable` blocks of the job file src.
 func Variables(filename string, src []byte) ([]Variable, error) {
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
@@ -122,18 +109,25 @@ func variables(content *hcl.BodyContent) ([]Variable, error) {
 	return out, nil
 }
 
-func parse(filename string, src []byte, vars map[string]string) (*api.Job, []Variable, error) {
+// Parse decodes the job file src (named filename in errors): its `variable` blocks, then
+// its one `job` block, with vars overriding the variables' defaults as `nomad job run
+// -var name=value` does (a string is taken as is, any other type is parsed as an HCL
+// expression). Nomad's runtime interpolations (${NOMAD_PORT_http}, ${node.unique.name},
+// ${meta.x}, ${attr.x}) stay in the strings, as Nomad leaves them for its client to
+// fill. An attribute or block the api type does not have, a variable the file does not
+// declare, or a declared one without a value is an error naming it and its place.
+func Parse(filename string, src []byte, vars map[string]string) (*api.Job, error) {
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
-		return nil, nil, diags
+		return nil, diags
 	}
 	content, diags := f.Body.Content(fileSchema)
 	if diags.HasErrors() {
-		return nil, nil, diags
+		return nil, diags
 	}
 	decls, err := variables(content)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	values := map[string]cty.Value{}
 	for _, v := range decls {
@@ -142,28 +136,28 @@ func parse(filename string, src []byte, vars map[string]string) (*api.Job, []Var
 	for name, s := range vars {
 		i := slices.IndexFunc(decls, func(v Variable) bool { return v.Name == name })
 		if i < 0 {
-			return nil, nil, fmt.Errorf("%s: -var %s: the job declares no such variable", filename, name)
+			return nil, fmt.Errorf("%s: -var %s: the job declares no such variable", filename, name)
 		}
 		val, err := variableValue(decls[i], s)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: -var %s: %w", filename, name, err)
+			return nil, fmt.Errorf("%s: -var %s: %w", filename, name, err)
 		}
 		values[name] = val
 	}
 	for _, v := range decls {
 		if values[v.Name] == cty.NilVal {
-			return nil, nil, fmt.Errorf("%s: variable %q has no default: give it with -var %s=...", filename, v.Name, v.Name)
+			return nil, fmt.Errorf("%s: variable %q has no default: give it with -var %s=...", filename, v.Name, v.Name)
 		}
 	}
 	jobs := content.Blocks.OfType("job")
 	if len(jobs) != 1 {
-		return nil, nil, fmt.Errorf("%s: want exactly one job block, found %d", filename, len(jobs))
+		return nil, fmt.Errorf("%s: want exactly one job block, found %d", filename, len(jobs))
 	}
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(values)}}
 	d := &decoder{ctx: ctx}
 	job := &api.Job{}
 	if diags := d.decodeBody(jobs[0].Body, reflectValue(job)); diags.HasErrors() {
-		return nil, nil, diags
+		return nil, diags
 	}
 	id := jobs[0].Labels[0]
 	job.ID = &id
@@ -171,7 +165,7 @@ func parse(filename string, src []byte, vars map[string]string) (*api.Job, []Var
 		job.Name = &id
 	}
 	normalize(job)
-	return job, decls, nil
+	return job, nil
 }
 
 // variableValue converts a -var value to the variable's type.
@@ -220,10 +214,11 @@ func normalize(job *api.Job) {
 	}
 }
 
-// runtimeRoots are the roots of the interpolations Nomad's client fills in at run time.
+// isRuntimeRoot reports whether name is the root of an interpolation Nomad's client
+// fills in at run time.
 func isRuntimeRoot(name string) bool {
 	switch name {
-	case "node", "attr", "meta", "device", "env":
+	case "node", "attr", "meta":
 		return true
 	}
 	return strings.HasPrefix(name, "NOMAD_")
