@@ -181,29 +181,35 @@ job "edgehook-edge" {
       }
 
       env {
-        EDGEHOOK_EDGE       = "${meta.edgehook_edge}"
-        EDGEHOOK_HTTP_ADDR  = "${NOMAD_ADDR_http}"
-        EDGEHOOK_NATS_URL   = "nats://127.0.0.1:${NOMAD_PORT_nats}"
-        EDGEHOOK_NATS_USER  = "gateway"
-        EDGEHOOK_LOG_LEVEL  = "info"
+        EDGEHOOK_EDGE      = "${meta.edgehook_edge}"
+        EDGEHOOK_HTTP_ADDR = "${NOMAD_ADDR_http}"
+        EDGEHOOK_NATS_URL  = "nats://127.0.0.1:${NOMAD_PORT_nats}"
+        EDGEHOOK_NATS_USER = "gateway"
+        EDGEHOOK_LOG_LEVEL = "info"
       }
 
       # The gateway's NATS password on this edge's server (the item named after the
       # edge), from a Nomad Variable only this task reads. The gateway reads it at
-      # start, so a rotated one restarts it.
+      # start, so a rotated one restarts it. An edge without an item renders a line
+      # that is no KEY=value, so the task fails to start, saying what is missing.
       template {
         destination          = "secrets/nats.env"
         env                  = true
         perms                = "0600"
-        # A missing item fails the render instead of rendering "<no value>".
         error_on_missing_key = true
         change_mode          = "restart"
         splay                = "30s"
         data                 = <<-EOT
+        {{- $password := "" -}}
         {{- with nomadVar "nomad/jobs/edgehook-edge/edge/gateway" -}}
-        {{- range $edge, $password := . -}}
-        {{- if eq $edge (env "meta.edgehook_edge") }}EDGEHOOK_NATS_PASSWORD={{ $password }}{{ end -}}
+        {{- range $edge, $item := . -}}
+        {{- if eq $edge (env "meta.edgehook_edge") -}}{{- $password = print $item -}}{{- end -}}
         {{- end -}}
+        {{- end -}}
+        {{- if $password -}}
+        EDGEHOOK_NATS_PASSWORD={{ $password }}
+        {{- else -}}
+        no gateway password for this edge: put the item named after its meta edgehook_edge into nomad/jobs/edgehook-edge/edge/gateway
         {{- end }}
         EOT
       }

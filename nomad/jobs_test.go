@@ -286,6 +286,29 @@ func TestRenderedNATSConfigsLoad(t *testing.T) {
 	test("edge-lyon", natsTemplate("edge.nomad.hcl"), renderEnv{"meta.edgehook_edge": "lyon"}, "no config for this edge")
 }
 
+// TestEdgeWithoutGatewayPasswordFailsToStart: an edge node whose meta names no item of
+// the gateways' Variable renders no password but a line Nomad cannot read as an
+// environment file, saying what is missing, so the gateway does not start.
+func TestEdgeWithoutGatewayPasswordFailsToStart(t *testing.T) {
+	d := operatorDeployment(t)
+	var gateway *api.Task
+	for _, j := range loadJobs(t) {
+		if j.file == "edge.nomad.hcl" {
+			gateway = j.job.TaskGroups[0].Tasks[1]
+		}
+	}
+	if gateway == nil || gateway.Name != "gateway" {
+		t.Fatalf("edge job's second task: %+v", gateway)
+	}
+	text, err := renderTemplate(gateway.Templates[0], d.vars, renderEnv{"meta.edgehook_edge": "lyon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseEnvFile(text); err == nil || !strings.Contains(err.Error(), "no gateway password for this edge") {
+		t.Errorf("rendered %q: %v, want a line that is no KEY=value and says what is missing", text, err)
+	}
+}
+
 // TestSetupVaultCreatesTheJobsRoles: `setup vault` (vault.Setup with Nomad's JWKS)
 // creates, for every vault role a job names, a JWT role bound to that job's id in the
 // default namespace, with a policy Vault holds.
