@@ -249,8 +249,13 @@ func (r *Recorder) recordOne(ctx context.Context, rec Record) error {
 	}
 	w.buf = b
 	w.msg = nats.Msg{Subject: subject(rec.TenantID, rec.EventID), Data: b}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
+	// A caller's deadline within the timeout bounds the write already: a timer fewer
+	// on the delivery path, whose caller (the worker) sets one per status write.
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > r.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	}
 	var resp *nats.Msg
 	for try := 0; ; try++ {
 		resp, err = r.nc.RequestMsgWithContext(ctx, &w.msg)

@@ -160,8 +160,8 @@ func (w *Worker) readConfig(ctx context.Context, j *job) {
 	j.cfg, j.cfgErr = w.configs.WebhookConfig(cctx, j.ev.tenant)
 	cancel()
 	if j.cfgErr == nil {
-		if origin, ok := endpointOrigin(j.cfg.TargetURL); ok {
-			j.origin, j.ep = origin, endpointKey(origin)
+		if origin, ep, ok := w.endpointIDs.get(j.cfg.TargetURL); ok {
+			j.origin, j.ep = origin, ep
 		}
 	}
 }
