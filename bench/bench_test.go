@@ -3,7 +3,6 @@ package bench_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"github.com/edgehook/edgehook/natsconf"
 	"strings"
 	"testing"
@@ -56,20 +55,9 @@ func TestEveryScenarioRunsAgainstARealSystem(t *testing.T) {
 		t.Fatalf("%d results for %d cases", len(results), len(cases))
 	}
 
-	var out bytes.Buffer
-	if err := bench.WriteJSON(&out, results); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != len(cases) {
-		t.Fatalf("%d JSON lines for %d cases:\n%s", len(lines), len(cases), out.String())
-	}
+	lines, objects := jsonLines(t, results)
 	for i, line := range lines {
-		c := cases[i]
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("line %d is not one JSON object: %v\n%s", i, err, line)
-		}
+		c, m := cases[i], objects[i]
 		for _, k := range requiredFields {
 			if _, ok := m[k]; !ok {
 				t.Errorf("%s: no %q in %s", c, k, line)

@@ -124,17 +124,23 @@ func (b *Bench) receiverCeiling(ctx context.Context, s *system, t tenant, d time
 	newReq := func() requester {
 		return &signedPost{signer: webhook.NewSigner(t.Secret), prefix: "msg_" + b.runID + "_", seq: &seq, body: body}
 	}
+	return b.flatOut(ctx, load, newReq, "receiver direct", d)
+}
+
+// flatOut warms load up and runs it flat out for d as the ceiling named what,
+// returning successful requests per second; any failed request fails the ceiling.
+func (b *Bench) flatOut(ctx context.Context, load *httpLoad, newReq func() requester, what string, d time.Duration) (float64, error) {
 	if err := load.warmUp(ctx, newReq); err != nil {
-		return 0, fmt.Errorf("ceiling: receiver: %w", err)
+		return 0, fmt.Errorf("ceiling: %s: %w", what, err)
 	}
 	var c counters
-	stop := progress(b.cfg.Progress, "ceiling: receiver direct", &c)
+	stop := progress(b.cfg.Progress, "ceiling: "+what, &c)
 	start := time.Now()
 	load.run(ctx, NewPacer(start, 0, d), newReq, &c)
 	elapsed := time.Since(start)
 	stop()
 	if n := c.errors.Load(); n > 0 {
-		return 0, fmt.Errorf("ceiling: receiver: %d of %d webhooks not answered 204: %s", n, n+c.events.Load(), c.firstError())
+		return 0, fmt.Errorf("ceiling: %s: %d of %d requests failed: %s", what, n, n+c.events.Load(), c.firstError())
 	}
 	return float64(c.events.Load()) / elapsed.Seconds(), nil
 }
@@ -171,20 +177,7 @@ func (b *Bench) httpCeiling(ctx context.Context, d time.Duration) (float64, erro
 	}
 	defer load.close()
 	body := payload(b.cfg.PayloadBytes)
-	newReq := func() requester { return &ingestPost{auth: "Bearer ceiling", body: body} }
-	if err := load.warmUp(ctx, newReq); err != nil {
-		return 0, fmt.Errorf("ceiling: http server: %w", err)
-	}
-	var c counters
-	stop := progress(b.cfg.Progress, "ceiling: http server", &c)
-	start := time.Now()
-	load.run(ctx, NewPacer(start, 0, d), newReq, &c)
-	elapsed := time.Since(start)
-	stop()
-	if n := c.errors.Load(); n > 0 {
-		return 0, fmt.Errorf("ceiling: http server: %d of %d requests failed: %s", n, n+c.events.Load(), c.firstError())
-	}
-	return float64(c.events.Load()) / elapsed.Seconds(), nil
+	return b.flatOut(ctx, load, func() requester { return &ingestPost{auth: "Bearer ceiling", body: body} }, "http server", d)
 }
 
 // signedPost is a requester of Standard Webhooks signed POSTs with fresh ids.

@@ -125,16 +125,11 @@ func (b *Bench) pipeline(ctx context.Context, c Case) (Result, error) {
 	}
 	sink.secret.Store(&t.Secret)
 
-	load, err := newHTTPLoad(strings.TrimRight(s.APIURL, "/")+"/v1/events", b.cfg.Connections)
+	load, body, err := b.warmIngest(ctx, s, t)
 	if err != nil {
 		return Result{}, err
 	}
 	defer load.close()
-	body := payload(b.cfg.PayloadBytes)
-	if err := load.warmUp(ctx, func() requester { return &ingestPost{auth: "Bearer " + t.APIKey, body: body} }); err != nil {
-		return Result{}, err
-	}
-	time.Sleep(200 * time.Millisecond) // the warm-up's events are delivered before measuring
 
 	var cnt counters
 	newReq := func() requester {
@@ -199,13 +194,8 @@ func (b *Bench) pipeline(ctx context.Context, c Case) (Result, error) {
 	r.PipelineFigures = f
 	r.CPUMsPerEvent = perEvent(total)
 	r.setCPU(self)
-	r.Errors, r.FirstError = cnt.errors.Load(), cnt.firstError()
-	if lost > 0 {
-		r.Errors += int64(lost)
-		if r.FirstError == "" {
-			r.FirstError = fmt.Sprintf("%d accepted events not delivered within %s", lost, b.cfg.DrainTimeout)
-		}
-	}
+	r.setErrors(&cnt, lost, "accepted events not delivered within "+b.cfg.DrainTimeout.String())
+	r.Errors += f.SinkRejected
 	if f.SinkRejected > 0 && r.FirstError == "" {
 		r.FirstError = fmt.Sprintf("the endpoint refused %d webhooks as badly signed", f.SinkRejected)
 	}

@@ -3,7 +3,6 @@ package bench_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -47,19 +46,9 @@ func TestPipelineDeliversEveryAcceptedEventAndReportsCPUPerProcess(t *testing.T)
 		}
 	}
 
-	var out bytes.Buffer
-	if err := bench.WriteJSON(&out, results); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != len(cases) {
-		t.Fatalf("%d JSON lines for %d cases:\n%s", len(lines), len(cases), out.String())
-	}
+	lines, objects := jsonLines(t, results)
 	for i, line := range lines {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("line %d is not one JSON object: %v\n%s", i, err, line)
-		}
+		m := objects[i]
 		if m["scenario"] != "pipeline" {
 			t.Errorf("line %d: scenario %v, want pipeline", i, m["scenario"])
 		}

@@ -86,6 +86,15 @@ func (r *Result) setCPU(used time.Duration) {
 	}
 }
 
+// setErrors fills Errors and FirstError from the load's failures c and the lost
+// accepted events that never arrived, described as lostWhat (after the count).
+func (r *Result) setErrors(c *counters, lost int, lostWhat string) {
+	r.Errors, r.FirstError = c.errors.Load()+int64(lost), c.firstError()
+	if lost > 0 && r.FirstError == "" {
+		r.FirstError = fmt.Sprintf("%d %s", lost, lostWhat)
+	}
+}
+
 // setThroughput fills Events, DurationS, ThroughputPerS and, given a ceiling, Ratio.
 func (r *Result) setThroughput(events int64, window time.Duration, ceiling float64, ceilingName string) {
 	r.Events = events
