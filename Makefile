@@ -5,6 +5,9 @@ NATS_SERVER_VERSION := v2.15.2
 NATSCLI_VERSION := v0.5.0
 FUZZTIME ?= 10s
 export PATH := $(BIN):$(PATH)
+# Debian's headless Chromium, for the console's browser tests.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: all build run run-mesh test test-vault tools unit fuzz vet bench bench-go clean
 
@@ -23,8 +26,9 @@ run: build
 run-mesh: build
 	$(BIN)/edgehook mesh
 
-## tools: install the pinned nats-server and nats CLI into bin/, and the npm test packages
-tools: $(BIN)/.nats-server-$(NATS_SERVER_VERSION) $(BIN)/.nats-$(NATSCLI_VERSION) node_modules/.installed
+## tools: install the pinned nats-server and nats CLI into bin/, the npm test packages, and
+## Debian's chromium (for the console's browser tests) when it is missing
+tools: $(BIN)/.nats-server-$(NATS_SERVER_VERSION) $(BIN)/.nats-$(NATSCLI_VERSION) node_modules/.installed $(CHROMIUM)
 
 $(BIN)/.nats-server-$(NATS_SERVER_VERSION):
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
@@ -33,6 +37,10 @@ $(BIN)/.nats-server-$(NATS_SERVER_VERSION):
 $(BIN)/.nats-$(NATSCLI_VERSION):
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 	touch $@
+
+# The package lists are refreshed only when the install cannot find the package.
+$(CHROMIUM):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -59,7 +67,9 @@ test-vault:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzIngestBody$$' -fuzztime $(FUZZTIME) ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzBatchBody$$' -fuzztime $(FUZZTIME) ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzReceiverRequest$$' -fuzztime $(FUZZTIME) ./receiver
 
 ## bench: the standard benchmark set (`edgehook bench --scenario all`) on a self-started
 ## system, each figure next to its ceiling measured in the same run; prints the table

@@ -45,7 +45,7 @@ const (
 )
 
 // Scenarios lists every scenario, in the order `all` runs them.
-var Scenarios = []string{ScenarioIngest, ScenarioDeliver, ScenarioE2E, ScenarioPipeline, ScenarioFairness, ScenarioEdge}
+var Scenarios = []string{ScenarioIngest, ScenarioDeliver, ScenarioE2E, ScenarioPipeline, ScenarioFairness, ScenarioBatch, ScenarioEdge}
 
 // Standard rates of the scenarios when no rate is given (0 = flat out).
 const (
@@ -355,6 +355,8 @@ func (b *Bench) Run(ctx context.Context, cases []Case) ([]Result, error) {
 			r, err = b.fairness(ctx, c)
 		case ScenarioEdge:
 			r, err = b.edge(ctx, c)
+		case ScenarioBatch:
+			r, err = b.batch(ctx, c)
 		default:
 			err = fmt.Errorf("%w: unknown scenario %q", ErrInvalidConfig, c.Scenario)
 		}

@@ -150,7 +150,7 @@ func TestParseCases(t *testing.T) {
 		want []bench.Case
 	}{
 		{"all", -1, bench.StandardSet()},
-		{"all", 300, []bench.Case{{"ingest", 300}, {"deliver", 300}, {"e2e", 300}, {"pipeline", 300}, {"fairness", 300}, {"edge", 300}}},
+		{"all", 300, []bench.Case{{"ingest", 300}, {"deliver", 300}, {"e2e", 300}, {"pipeline", 300}, {"fairness", 300}, {"batch", 300}, {"edge", 300}}},
 		{"pipeline", -1, []bench.Case{{"pipeline", 0}}},
 		{"ingest", -1, []bench.Case{{"ingest", 0}}},
 		{"ingest", 0, []bench.Case{{"ingest", 0}}},

@@ -70,6 +70,9 @@ type Result struct {
 	// absent from the JSON, for the others).
 	*PipelineFigures
 	*CeilingFigures
+	// BatchFigures are the batch scenario's own figures (nil, and absent from the
+	// JSON, for the others).
+	*BatchFigures
 }
 
 // setLatency fills the percentile fields from l.
@@ -206,6 +209,9 @@ func WriteTable(w io.Writer, results []Result) error {
 		}
 		if r.CeilingFigures != nil {
 			notes.WriteString(r.CeilingFigures.note())
+		}
+		if r.BatchFigures != nil {
+			notes.WriteString(r.BatchFigures.note())
 		}
 	}
 	notes.WriteString("\n")

@@ -36,6 +36,15 @@ type apiError struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Details lists the faults of the items of a batch, each by its index.
+	Details []errorDetail `json:"details,omitempty"`
+}
+
+// errorDetail is one fault of a batch item: the index of the item (0-based) and what
+// is wrong with it.
+type errorDetail struct {
+	Index   int    `json:"index"`
+	Message string `json:"message"`
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -60,6 +69,8 @@ var (
 	errControlChar        = newAPIError(400, CodeInvalidJSON, "request body is not valid JSON: a string holds an unescaped control character")
 	errBadType            = badRequest(`field "type" must be a string of at most 256 bytes without control characters`)
 	errBadIdempotencyKey  = badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+	errDuplicateType      = badRequest(`field "type" appears more than once`)
+	errTypeNotUTF8        = badRequest(`field "type" is not valid UTF-8 (invalid bytes, or an escaped UTF-16 surrogate without its pair)`)
 	errTenantConfigViaAPI = newAPIError(404, CodeNotFound, "webhook configuration is not managed by this gateway; change it through the admin API (PATCH /v1/tenants/{id})")
 )
 

@@ -14,13 +14,22 @@ import (
 
 // FuzzIngestBody checks the ingest body validator against encoding/json: it never
 // panics, accepts exactly the RFC 8259 documents whose top-level value is an object
-// (nested at most fastjson.MaxDepth deep), and extracts the "type" field correctly.
+// (nested at most fastjson.MaxDepth deep), whose text is valid UTF-8 without an
+// unpaired surrogate escape, and with at most one top-level "type", and extracts the
+// "type" field correctly.
 func FuzzIngestBody(f *testing.F) {
 	for _, s := range []string{
 		`{}`, `{"type":"order.created","data":{"id":1}}`, `[]`, `"x"`, `null`, `{"a":"\q"}`,
 		`{"type":42}`, `{"type":"a\nb"}`, `{"type":"x","type":1}`, ` {"a":[1,2,{"b":null}]} `,
 		`{"a":1`, `{} {}`, `{"a":"\ud800"}`, `{"a":1e999}`, "{\"a\":\"\x01\"}", `{"type":"\u00e9t\u00e9"}`,
 		strings.Repeat("[", 301) + strings.Repeat("]", 301),
+		// Text: invalid UTF-8, lone and paired surrogate escapes, an escaped backslash
+		// before text that only looks like an escape, and U+FFFD sent as such.
+		"{\"type\":\"caf\xe9\"}", "{\"a\":\"\xff\"}", "{\"a\":\"\xed\xa0\x80\"}", `{"type":"\ud83d"}`,
+		`{"a":"\udc00\ud800"}`, `{"a":"\ud83d\ude00"}`, `{"a":"\ud83d\u0041"}`, `{"a":"\\ud800"}`,
+		`{"a":"\ud800\\"}`, `{"a":"\ufffd","b":"�"}`, `{"type":"\ud83d\ude00"}`,
+		// Duplicate keys, also spelt with escapes.
+		`{"type":"a","type":"b"}`, `{"type":"a","t\u0079pe":"b"}`, `{"a":1,"a":2,"type":"x"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -32,6 +41,8 @@ func FuzzIngestBody(f *testing.F) {
 
 		isObject := json.Valid(body) && firstNonSpace(body) == '{'
 		depth := bracketDepth(body)
+		// Both faults of the text: encoding/json decodes them to U+FFFD.
+		badText := isObject && decodedReplacements(t, body) > sentReplacements(body)
 		var ae *apiError
 		if err != nil && !errors.As(err, &ae) {
 			t.Fatalf("error %v is not an API error", err)
@@ -41,9 +52,11 @@ func FuzzIngestBody(f *testing.F) {
 			t.Fatalf("accepted %q, which is not a JSON object", body)
 		case err == nil && depth-1 > fastjson.MaxDepth:
 			t.Fatalf("accepted %q nested %d deep", body, depth)
-		case err != nil && ae.Code == CodeInvalidJSON && isObject && depth <= fastjson.MaxDepth:
+		case err == nil && badText:
+			t.Fatalf("accepted %q, whose text is not valid UTF-8 or holds a lone surrogate", body)
+		case err != nil && ae.Code == CodeInvalidJSON && isObject && depth <= fastjson.MaxDepth && !badText:
 			t.Fatalf("rejected the JSON object %q: %v", body, err)
-		case err != nil && ae.Code != CodeInvalidJSON && ae != errBadType:
+		case err != nil && ae.Code != CodeInvalidJSON && ae != errBadType && ae != errDuplicateType && ae != errTypeNotUTF8:
 			t.Fatalf("unexpected error %v for %q", err, body)
 		case err != nil && ae.Status != 400:
 			t.Fatalf("status %d for %q", ae.Status, body)
@@ -52,7 +65,19 @@ func FuzzIngestBody(f *testing.F) {
 			return
 		}
 
-		raw, found := firstTopLevel(t, body, "type")
+		raw, found, count := firstTopLevel(t, body, "type")
+		if count > 1 {
+			if err == nil {
+				t.Fatalf("accepted %q with %d \"type\" keys", body, count)
+			}
+			return
+		}
+		if err == errDuplicateType {
+			t.Fatalf("refused %q, with one \"type\", as a duplicate", body)
+		}
+		if badText {
+			return
+		}
 		var want string
 		wantOK := !found
 		if found && json.Unmarshal(raw, &want) == nil {
@@ -108,8 +133,10 @@ func bracketDepth(b []byte) int {
 }
 
 // firstTopLevel returns the raw value of the first top-level key named key of the
-// valid JSON object body.
-func firstTopLevel(t *testing.T, body []byte, key string) (json.RawMessage, bool) {
+// valid JSON object body, and how many top-level keys have that name.
+func firstTopLevel(t *testing.T, body []byte, key string) (json.RawMessage, bool, int) {
+	var first json.RawMessage
+	n := 0
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil { // {
 		t.Fatalf("oracle: %v", err)
@@ -124,27 +151,83 @@ func firstTopLevel(t *testing.T, body []byte, key string) (json.RawMessage, bool
 			t.Fatalf("oracle: %v", err)
 		}
 		if tok.(string) == key {
-			return raw, true
+			if n == 0 {
+				first = raw
+			}
+			n++
 		}
 	}
-	return nil, false
+	return first, n > 0, n
 }
 
-// TestControlCharInString pins the check the validator misses: raw control characters
-// inside strings are refused, escaped ones and whitespace between tokens are not.
-func TestControlCharInString(t *testing.T) {
-	for body, want := range map[string]bool{
-		"{\"a\":\"\x1d\\b0000\"}":            true,
-		"{\"a\":\"\\\"\x01\"}":               true,
-		"{\"a\":\"x\ty\"}":                   true,
-		"{\n\t\"a\": \"\\n\\t\\u0001\"\r\n}": false,
-		"{\"a\\\"\":\"\\\\\"}":               false,
-		"{}":                                 false,
-	} {
-		if got := controlCharInString([]byte(body)); got != want {
-			t.Errorf("controlCharInString(%q) = %v, want %v", body, got, want)
+// decodedReplacements counts the U+FFFD characters in the keys and strings of the
+// valid JSON body as encoding/json decodes them: each one sent, and one for each
+// invalid UTF-8 byte or unpaired surrogate escape.
+func decodedReplacements(t *testing.T, body []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	n := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return n
 		}
-		if json.Valid([]byte(body)) == want {
+		if err != nil {
+			t.Fatalf("oracle: %v", err)
+		}
+		if s, ok := tok.(string); ok {
+			n += strings.Count(s, "\uFFFD")
+		}
+	}
+}
+
+// sentReplacements counts the U+FFFD characters body sends: raw, or escaped as
+// \ufffd (an escape only after an odd run of backslashes).
+func sentReplacements(body []byte) int {
+	n := bytes.Count(body, []byte("\uFFFD"))
+	for i := 0; i+6 <= len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		j := i
+		for j < len(body) && body[j] == '\\' {
+			j++
+		}
+		if (j-i)%2 == 1 && j+5 <= len(body) && strings.EqualFold(string(body[j:j+5]), "ufffd") {
+			n++
+		}
+		i = j - 1
+	}
+	return n
+}
+
+// TestScanStrings pins the checks the validator misses: raw control characters
+// inside strings, and escaped surrogates without their pair; escaped control
+// characters, whitespace between tokens, proper pairs and an escaped backslash
+// before "ud800" pass.
+func TestScanStrings(t *testing.T) {
+	for body, want := range map[string]struct{ off, fault int }{
+		"{\"a\":\"\x1d\\b0000\"}":            {6, faultControlChar},
+		"{\"a\":\"\\\"\x01\"}":               {8, faultControlChar},
+		"{\"a\":\"x\ty\"}":                   {7, faultControlChar},
+		"{\n\t\"a\": \"\\n\\t\\u0001\"\r\n}": {0, faultNone},
+		"{\"a\\\"\":\"\\\\\"}":               {0, faultNone},
+		"{}":                                 {0, faultNone},
+		`{"a":"\ud800"}`:                     {6, faultLoneSurrogate},
+		`{"a":"x\uDFFF"}`:                    {7, faultLoneSurrogate},
+		`{"a":"\ud83d\u0041"}`:               {6, faultLoneSurrogate},
+		`{"a":"\udc00\ud800"}`:               {6, faultLoneSurrogate},
+		`{"a":"\ud83d\ude00","b":"\ud800"}`:  {25, faultLoneSurrogate},
+		`{"a":"\ud83d\ude00"}`:               {0, faultNone},
+		`{"a":"\\ud800"}`:                    {0, faultNone},
+		`{"\ud800":1}`:                       {2, faultLoneSurrogate},
+		"{\"a\":\"\\ud800\x01\"}":            {12, faultControlChar},
+	} {
+		off, fault := scanStrings([]byte(body))
+		if fault != want.fault || fault != faultNone && off != want.off {
+			t.Errorf("scanStrings(%q) = %d at %d, want %d at %d", body, fault, off, want.fault, want.off)
+		}
+		if json.Valid([]byte(body)) == (want.fault == faultControlChar) {
 			t.Errorf("%q: encoding/json disagrees (valid=%v)", body, json.Valid([]byte(body)))
 		}
 	}

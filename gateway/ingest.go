@@ -1,15 +1,18 @@
 package gateway
 
 import (
+	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 
@@ -28,8 +31,24 @@ const HeaderIdempotentReplayed = "Idempotent-Replayed"
 // MaxEventTypeLen is the longest accepted "type" field of an event.
 const MaxEventTypeLen = 256
 
-// EventIDPrefix starts every event id.
+// EventIDPrefix starts every event id. The rest is 32 lowercase hex digits: 128 bits
+// from crypto/rand, or for an event with an Idempotency-Key the first 128 bits of a
+// hash of the tenant and key. Either way an id says nothing about other events.
 const EventIDPrefix = "evt_"
+
+// eventIDLen is the length of every event id.
+const eventIDLen = len(EventIDPrefix) + 32
+
+// newEventID returns a fresh event id: EventIDPrefix and 128 random bits in hex,
+// which is safe as a NATS subject token and a KV key part.
+func newEventID() string {
+	var raw [16]byte
+	rand.Read(raw[:]) // never fails (crypto/rand.Read crashes the program instead)
+	var id [eventIDLen]byte
+	copy(id[:], EventIDPrefix)
+	hex.Encode(id[len(EventIDPrefix):], raw[:])
+	return string(id[:])
+}
 
 // ingest serves POST /v1/events: authenticate, validate, publish the event and its
 // queued status record together, and answer 202 once JetStream has acked the event.
@@ -58,7 +77,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, _ string) error {
 		eventID = idempotentEventID(t.TenantID, idemKey)
 		msgID = t.TenantID + ":" + string(idemKey)
 	} else {
-		eventID = EventIDPrefix + nuid.Next()
+		eventID = newEventID()
 	}
 	now := time.Now()
 	out := s.outs.Get().(*outgoing)
@@ -188,60 +207,201 @@ func (s *Server) publishFailed(tenantID, eventID string, err error) error {
 	return &unavailableError{what: "event store", err: err}
 }
 
-// parseEvent checks that body is exactly one JSON object and returns its top-level
-// "type" string ("" when absent). p is reused; the result does not reference it.
+// parseEvent checks that body is exactly one JSON object of valid UTF-8 whose
+// top-level "type", if present, is a valid event type, and returns that type (""
+// when absent). p is reused; the result does not reference it.
 func parseEvent(p *fastjson.Parser, body []byte) (string, error) {
 	if len(body) == 0 {
 		return "", errEmptyBody
 	}
-	// Parse first: it bounds nesting depth, which the strict validator below does not.
-	v, err := p.ParseBytes(body)
+	v, surrogateAt, err := parseJSON(p, body)
 	if err != nil {
-		return "", newAPIError(fasthttp.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON: "+err.Error())
+		return "", err
 	}
 	if v.Type() != fastjson.TypeObject {
 		return "", errNotObject
+	}
+	typ, err := eventType(v.GetObject())
+	if err != nil {
+		return "", err
+	}
+	if err := checkText(body, surrogateAt, "request body"); err != nil {
+		if te := typeTextFault(body); te != nil {
+			return "", te
+		}
+		return "", err
+	}
+	return typ, nil
+}
+
+// parseJSON parses body with p and checks that it is RFC 8259 JSON: strictly
+// well-formed, with no raw control character in a string. The text is checked by
+// checkText, which takes the offset of the first unpaired surrogate escape that
+// parseJSON returns (-1 for none).
+func parseJSON(p *fastjson.Parser, body []byte) (*fastjson.Value, int, error) {
+	// Parse first: it bounds nesting depth, which the strict validator below does not.
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		return nil, 0, newAPIError(fasthttp.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON: "+err.Error())
 	}
 	// The parser unescapes strings lazily; the validator checks every escape. It misses
 	// a raw control character in a string that also holds an escape, so that is
 	// checked here: only RFC 8259 JSON gets through.
 	if err := fastjson.ValidateBytes(body); err != nil {
-		return "", newAPIError(fasthttp.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON: "+err.Error())
+		return nil, 0, newAPIError(fasthttp.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON: "+err.Error())
 	}
-	if controlCharInString(body) {
-		return "", errControlChar
+	off, fault := scanStrings(body)
+	switch fault {
+	case faultControlChar:
+		return nil, 0, errControlChar
+	case faultLoneSurrogate:
+		return v, off, nil
 	}
-	tv := v.Get("type")
-	if tv == nil {
+	return v, -1, nil
+}
+
+// eventType returns the "type" of the event object o ("" when absent), refusing a
+// type that is not a valid event type or not valid UTF-8, and a second "type" key
+// (parsers disagree on which of two a reader sees).
+func eventType(o *fastjson.Object) (string, error) {
+	var tv *fastjson.Value
+	dup := false
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		if string(k) != "type" {
+			return
+		}
+		if tv != nil {
+			dup = true
+		}
+		tv = v
+	})
+	switch {
+	case dup:
+		return "", errDuplicateType
+	case tv == nil:
 		return "", nil
 	}
 	tb, err := tv.StringBytes()
 	if err != nil || !validEventType(tb) {
 		return "", errBadType
 	}
+	if !utf8.Valid(tb) {
+		return "", errTypeNotUTF8
+	}
 	return string(tb), nil
 }
 
-// controlCharInString reports whether a string in body, which the validator has
-// already found well-formed, holds a raw control character (U+0000 to U+001F), which
-// JSON allows only escaped.
-func controlCharInString(body []byte) bool {
-	inString, escaped := false, false
-	for _, c := range body {
+// checkText refuses JSON text (already well-formed) that is not valid UTF-8 or holds
+// an escaped UTF-16 surrogate without its pair (\ud800 alone; the first at byte
+// surrogateAt, -1 for none), which every decoder would turn into U+FFFD: an event is
+// stored byte for byte as sent, so the gateway accepts only text that reads the same
+// to every consumer. what names the text in the message.
+func checkText(body []byte, surrogateAt int, what string) *apiError {
+	if !utf8.Valid(body) {
+		off := 0
+		for off < len(body) {
+			r, n := utf8.DecodeRune(body[off:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			off += n
+		}
+		return newAPIError(fasthttp.StatusBadRequest, CodeInvalidJSON, what+" is not valid UTF-8 (byte "+strconv.Itoa(off)+")")
+	}
+	if surrogateAt >= 0 {
+		return newAPIError(fasthttp.StatusBadRequest, CodeInvalidJSON,
+			what+" holds an escaped UTF-16 surrogate without its pair (byte "+strconv.Itoa(surrogateAt)+"), which is not a character")
+	}
+	return nil
+}
+
+// typeTextFault returns the error naming field "type" when the top-level "type" of
+// the object body is what makes checkText refuse it, else nil. It is only called on
+// that error path.
+func typeTextFault(body []byte) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		return nil
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil
+		}
+		if _, fault := scanStrings(raw); k == "type" && (fault != faultNone || !utf8.Valid(raw)) {
+			return errTypeNotUTF8
+		}
+	}
+	return nil
+}
+
+// String faults scanStrings finds.
+const (
+	faultNone = iota
+	faultControlChar
+	faultLoneSurrogate
+)
+
+// scanStrings finds the first fault in the strings of body, which the validator has
+// found well-formed, and its byte offset: a raw control character (U+0000 to
+// U+001F, which JSON allows only escaped; the validator misses one in a string that
+// also holds an escape), or a \u escape of a UTF-16 surrogate that is not half of
+// a high-low pair. Control characters are found first when both occur.
+func scanStrings(body []byte) (int, int) {
+	inString, surrogateAt := false, -1
+	for i := 0; i < len(body); i++ {
+		c := body[i]
 		switch {
 		case !inString:
 			inString = c == '"'
-		case escaped:
-			escaped = false
-		case c == '\\':
-			escaped = true
 		case c == '"':
 			inString = false
 		case c < 0x20:
-			return true
+			return i, faultControlChar
+		case c == '\\':
+			i++
+			if i >= len(body) || body[i] != 'u' || surrogateAt >= 0 || i+4 >= len(body) {
+				continue
+			}
+			if r := hex4(body[i+1 : i+5]); r >= 0xD800 && r <= 0xDFFF {
+				// A high surrogate must be followed at once by a low one.
+				if r >= 0xDC00 || i+10 >= len(body) || body[i+5] != '\\' || body[i+6] != 'u' {
+					surrogateAt = i - 1
+				} else if lo := hex4(body[i+7 : i+11]); lo < 0xDC00 || lo > 0xDFFF {
+					surrogateAt = i - 1
+				} else {
+					i += 6 // the low half is consumed with its high half
+				}
+			}
+			i += 4
 		}
 	}
-	return false
+	if surrogateAt >= 0 {
+		return surrogateAt, faultLoneSurrogate
+	}
+	return 0, faultNone
+}
+
+// hex4 reads four hex digits (already validated) as a UTF-16 code unit.
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return r
 }
 
 // validEventType reports whether b fits a NATS header value: at most MaxEventTypeLen

@@ -14,6 +14,7 @@ const (
 	patReadyz       = "/readyz"
 	patMetrics      = "/metrics"
 	patEvents       = "/v1/events"
+	patEventsBatch  = "/v1/events/batch"
 	patEvent        = "/v1/events/{id}"
 	patAttempts     = "/v1/events/{id}/attempts"
 	patReplay       = "/v1/events/{id}/replay"
@@ -64,6 +65,7 @@ func (s *Server) buildRoutes() map[string]*route {
 		newRoute(patReadyz, methodHandler{fasthttp.MethodGet, s.readyz}),
 		newRoute(patMetrics, methodHandler{fasthttp.MethodGet, s.metricsHandler}),
 		newRoute(patEvents, methodHandler{fasthttp.MethodPost, s.ingest}),
+		newRoute(patEventsBatch, methodHandler{fasthttp.MethodPost, s.ingestBatch}),
 		newRoute(patEvent, methodHandler{fasthttp.MethodGet, s.getEvent}),
 		newRoute(patAttempts, methodHandler{fasthttp.MethodGet, s.getAttempts}),
 		newRoute(patReplay, methodHandler{fasthttp.MethodPost, s.replayEvent}),
@@ -87,7 +89,7 @@ func (s *Server) buildRoutes() map[string]*route {
 // Paths with more segments than a pattern (e.g. /v1/events/{id}/x/y) do not match.
 func (s *Server) match(path []byte) (*route, string) {
 	switch string(path) {
-	case patHealthz, patReadyz, patMetrics, patEvents, patTenant, patTenants:
+	case patHealthz, patReadyz, patMetrics, patEvents, patEventsBatch, patTenant, patTenants:
 		return s.routes[string(path)], ""
 	}
 	if rest, ok := bytes.CutPrefix(path, []byte(patEvents+"/")); ok {

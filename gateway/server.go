@@ -98,7 +98,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		Handler:              s.Handler(),
 		ErrorHandler:         s.handleRequestError,
 		Name:                 "edgehook-gateway",
-		MaxRequestBodySize:   cfg.MaxBodyBytes + bodySlack,
+		MaxRequestBodySize:   max(cfg.MaxBodyBytes, MaxBatchBytes) + bodySlack,
 		ReadTimeout:          30 * time.Second,
 		WriteTimeout:         30 * time.Second,
 		IdleTimeout:          2 * time.Minute,
@@ -190,6 +190,8 @@ func (s *Server) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
 	var ae *apiError
 	var ne net.Error
 	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) && string(ctx.Path()) == patEventsBatch:
+		ae = errBatchTooLarge
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		ae = s.tooLarge
 	case errors.As(err, &ne) && ne.Timeout():

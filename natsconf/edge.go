@@ -69,6 +69,9 @@ func (t Topology) EdgeStreamConfig(name string) jetstream.StreamConfig {
 		MaxAge:      t.Retention,
 		Duplicates:  t.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
+		// POST /v1/events/batch at the edge stores its events in one atomic batch; the
+		// hub's sourcing copies them one by one, which loses nothing once they are here.
+		AllowAtomicPublish: true,
 	}
 }
 

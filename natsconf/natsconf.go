@@ -290,6 +290,8 @@ func (t Topology) EventsStream() jetstream.StreamConfig {
 		MaxAge:      t.Retention,
 		Duplicates:  t.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
+		// POST /v1/events/batch stores its events in one atomic batch.
+		AllowAtomicPublish: true,
 	}
 }
 

@@ -2,12 +2,9 @@ package receiver
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/edgehook/edgehook/webhook"
 )
 
 // apiError is one JSON error answer: {"error":{"code","message"}} with its status.
@@ -39,15 +36,17 @@ const retryAfterSeconds = "2"
 // errorBodies are the receiver's error answers. None of them depends on the tenant or
 // echoes request data, so they cannot reveal a secret or whether a tenant exists.
 type errorBodies struct {
-	missingHeaders, badTimestamp, staleTimestamp, futureTimestamp, badSignature apiError
-	configUnavailable, publishUnavailable, notReady                             apiError
-	notFound, methodNotAllowed, tooLarge, headersTooLarge, timeout, badRequest  apiError
+	missingHeaders, badID, badTimestamp, staleTimestamp, futureTimestamp, badSignature apiError
+	configUnavailable, throttled, publishUnavailable, notReady                         apiError
+	notFound, methodNotAllowed, tooLarge, headersTooLarge, timeout, badRequest         apiError
 }
 
 func newErrorBodies(maxBody int) errorBodies {
 	return errorBodies{
 		missingHeaders: newAPIError(fasthttp.StatusUnauthorized, "missing_headers",
 			"webhook-id, webhook-timestamp and webhook-signature headers are required"),
+		badID: newAPIError(fasthttp.StatusUnauthorized, "invalid_headers",
+			fmt.Sprintf("webhook-id must be 1 to %d visible ASCII characters", maxIDLen)),
 		badTimestamp: newAPIError(fasthttp.StatusUnauthorized, "invalid_timestamp",
 			"webhook-timestamp must be a unix time in seconds"),
 		staleTimestamp: newAPIError(fasthttp.StatusUnauthorized, "invalid_timestamp",
@@ -58,6 +57,8 @@ func newErrorBodies(maxBody int) errorBodies {
 			"no signature in webhook-signature matches"),
 		configUnavailable: newAPIError(fasthttp.StatusServiceUnavailable, "unavailable",
 			"webhook configuration is unavailable; retry later"),
+		throttled: newAPIError(fasthttp.StatusServiceUnavailable, "unavailable",
+			"the receiver is busy; retry later"),
 		publishUnavailable: newAPIError(fasthttp.StatusServiceUnavailable, "unavailable",
 			"the webhook could not be stored; retry later"),
 		notReady: newAPIError(fasthttp.StatusServiceUnavailable, "not_ready",
@@ -74,24 +75,6 @@ func newErrorBodies(maxBody int) errorBodies {
 			"the request was not received in time"),
 		badRequest: newAPIError(fasthttp.StatusBadRequest, "bad_request",
 			"malformed HTTP request"),
-	}
-}
-
-// verifyError maps a webhook.Verify error to its answer and its metric reason.
-func (e *errorBodies) verifyError(err error, knownTenant bool) (apiError, string) {
-	switch {
-	case errors.Is(err, webhook.ErrMissingHeaders):
-		return e.missingHeaders, reasonMissingHeaders
-	case errors.Is(err, webhook.ErrInvalidTimestamp):
-		return e.badTimestamp, reasonInvalidTimestamp
-	case errors.Is(err, webhook.ErrTimestampTooOld):
-		return e.staleTimestamp, reasonStaleTimestamp
-	case errors.Is(err, webhook.ErrTimestampTooNew):
-		return e.futureTimestamp, reasonFutureTimestamp
-	case !knownTenant:
-		return e.badSignature, reasonUnknownTenant
-	default:
-		return e.badSignature, reasonInvalidSignature
 	}
 }
 

@@ -96,6 +96,9 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 		writeError(ctx, s.errs.tooLarge)
 		if route == routeWebhook {
 			s.metrics.rejected[reasonBodyTooLarge].Inc()
+			if n, ok := s.logs.allow(reasonBodyTooLarge, time.Now()); ok {
+				s.log.Info("webhook rejected", "reason", reasonBodyTooLarge, "suppressed", n)
+			}
 		}
 	case errors.As(err, &small):
 		writeError(ctx, s.errs.headersTooLarge)
@@ -108,39 +111,54 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // receive verifies one webhook for tenant and, if it verifies, publishes it to
-// RECEIVED and answers 204 once JetStream has acked it.
+// RECEIVED and answers 204 once JetStream has acked it. Everything that costs nothing
+// is checked first (precheck); only then is the tenant's configuration looked up,
+// within the limit on reads for tenants the cache does not hold, and the signature
+// computed.
 func (s *Server) receive(ctx *fasthttp.RequestCtx, tenant []byte) {
 	now := time.Now()
+	h := &ctx.Request.Header
+	id, ts, sig := h.Peek(webhook.HeaderID), h.Peek(webhook.HeaderTimestamp), h.Peek(webhook.HeaderSignature)
+	body := ctx.PostBody()
+	if answer, reason, ok := s.precheck(tenant, id, ts, sig, len(body), now); !ok {
+		s.reject(ctx, answer, reason, tenant, now)
+		return
+	}
+
 	tenantID := string(tenant)
 	secrets, known, err := s.secrets(tenantID, now)
-	if err != nil {
-		s.log.Warn("webhook config unavailable", "tenant", tenantID, "error", err)
+	switch {
+	case errors.Is(err, vault.ErrReadLimited):
+		// The same answer whether the tenant exists or not: neither is in the cache.
+		s.reject(ctx, s.errs.throttled, reasonThrottled, tenant, now)
+		return
+	case err != nil:
+		s.metrics.rejected[reasonConfigUnavailable].Inc()
+		if n, ok := s.logs.allow(reasonConfigUnavailable, now); ok {
+			s.log.Warn("webhook config unavailable", "tenant", tenantID, "error", err, "suppressed", n)
+		}
 		writeError(ctx, s.errs.configUnavailable)
 		return
 	}
 
-	h := &ctx.Request.Header
-	id, ts := h.Peek(webhook.HeaderID), h.Peek(webhook.HeaderTimestamp)
-	body := ctx.PostBody()
 	// The views below live only for this call; Verify keeps none of them.
 	key := tenantID
 	if !known {
 		key = "" // every unknown tenant shares the decoy's Signer
 	}
 	vc := s.verifiers.Get().(*verifierCache)
-	err = vc.get(key, secrets).Verify(view(id), view(ts), view(h.Peek(webhook.HeaderSignature)), body, now, s.cfg.Tolerance)
+	err = vc.get(key, secrets).Verify(view(id), view(ts), view(sig), body, now, s.cfg.Tolerance)
 	s.verifiers.Put(vc)
 	if err != nil {
-		answer, reason := s.errs.verifyError(err, known)
-		s.metrics.rejected[reason].Inc()
-		s.log.Info("webhook rejected", "tenant", loggable(tenantID), "event", string(id), "reason", reason)
-		writeError(ctx, answer)
+		s.reject(ctx, s.errs.badSignature, reasonUnauthorized, tenant, now)
 		return
 	}
 
 	dup, err := s.publish(tenantID, id, ts, h.ContentType(), body, now)
 	if err != nil {
-		s.log.Warn("webhook not stored: JetStream unavailable", "tenant", tenantID, "event", string(id), "error", err)
+		if n, ok := s.logs.allow(logPublishFail, now); ok {
+			s.log.Warn("webhook not stored: JetStream unavailable", "tenant", tenantID, "event", string(id), "error", err, "suppressed", n)
+		}
 		writeError(ctx, s.errs.publishUnavailable)
 		return
 	}
@@ -154,24 +172,43 @@ func (s *Server) receive(ctx *fasthttp.RequestCtx, tenant []byte) {
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
-// secrets returns the secrets to verify tenantID's webhooks with at now. For a tenant
-// id that is malformed or has no configuration it returns the decoy and known=false,
-// so the caller answers exactly as for a wrong signature. Only a failure to read the
-// configuration is an error.
-func (s *Server) secrets(tenantID string, now time.Time) (secrets []webhook.Secret, known bool, err error) {
-	if !identity.ValidTenantID(tenantID) {
-		return s.decoy, false, nil
+// reject answers a webhook that was not verified, counts it by reason and logs it,
+// at most once per reason per Config.RejectLogInterval, with how many were held back
+// since. The line names the tenant if its id is well formed and never carries what
+// the request's headers said.
+func (s *Server) reject(ctx *fasthttp.RequestCtx, answer apiError, reason string, tenant []byte, now time.Time) {
+	s.metrics.rejected[reason].Inc()
+	if n, ok := s.logs.allow(reason, now); ok {
+		s.log.Info("webhook rejected", "reason", reason, "tenant", loggable(string(tenant)), "suppressed", n)
 	}
+	writeError(ctx, answer)
+}
+
+// flushLogs logs the rejections and failures held back since their last line.
+func (s *Server) flushLogs() {
+	s.logs.drain(func(kind string, n int64) {
+		s.log.Info("webhooks rejected or failed and not logged", "reason", kind, "suppressed", n)
+	})
+}
+
+// secrets returns the secrets to verify tenantID's webhooks with at now. For a tenant
+// without configuration it returns the decoy and known=false, so the caller answers
+// exactly as for a wrong signature. When the tenant is not cached and the read limit
+// is reached, the error is vault.ErrReadLimited; any other error is a failure to read
+// the configuration.
+func (s *Server) secrets(tenantID string, now time.Time) (secrets []webhook.Secret, known bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ConfigTimeout)
 	defer cancel()
-	cfg, err := s.configs.WebhookConfig(ctx, tenantID)
+	cfg, err := s.configs.WebhookConfigLimited(ctx, tenantID, s.allowRead)
+	known = true
 	switch {
 	case errors.Is(err, vault.ErrNotFound):
-		return s.decoy, false, nil
+		// The decoy takes the same steps as a real configuration from here on.
+		cfg, known = s.decoy, false
 	case err != nil:
 		return nil, false, err
 	}
-	return cfg.ActiveSecrets(now), true, nil
+	return cfg.ActiveSecrets(now), known, nil
 }
 
 // loggable returns tenantID if it is well-formed, so a malformed one from the URL

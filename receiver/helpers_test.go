@@ -26,15 +26,17 @@ import (
 	"github.com/edgehook/edgehook/webhook"
 )
 
-// mapConfigs is a vault.ConfigReader backed by a map; err, when set, is returned for
-// every read, as an unreachable Vault would.
+// mapConfigs is a vault.ConfigReader backed by a map that counts its reads; err, when
+// set, is returned for every read, as an unreachable Vault would.
 type mapConfigs struct {
-	mu   sync.Mutex
-	cfgs map[string]vault.WebhookConfig
-	err  error
+	mu    sync.Mutex
+	cfgs  map[string]vault.WebhookConfig
+	err   error
+	reads atomic.Int64
 }
 
 func (m *mapConfigs) WebhookConfig(_ context.Context, tenantID string) (vault.WebhookConfig, error) {
+	m.reads.Add(1)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {
@@ -77,16 +79,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// env is one receiver on a real embedded JetStream server.
+// env is one receiver on a real embedded JetStream server, reading configuration
+// through a real vault.Cache in front of configs.
 type env struct {
 	nats    *natstest.Server
 	js      jetstream.JetStream
 	configs *mapConfigs
+	cache   *vault.Cache
 	srv     *receiver.Server
 	url     string // http://127.0.0.1:port
 	logs    *syncBuffer
 	// configsReady is the extra readiness condition (the Vault client's, in production).
 	configsReady *atomic.Bool
+	// stop ends Run and waits for it, failing the test if it does not return cleanly;
+	// the test's cleanup calls it too, and calls after the first do nothing.
+	stop func()
 }
 
 func newSecret(t testing.TB) webhook.Secret {
@@ -102,7 +109,21 @@ func newSecret(t testing.TB) webhook.Secret {
 // it when the test ends, failing the test if Run does not return cleanly.
 func start(t testing.TB, cfg receiver.Config) *env {
 	t.Helper()
-	ns := natstest.Start(t, nil)
+	return startWith(t, cfg, setup{})
+}
+
+// setup is what startWith varies beyond the receiver's Config.
+type setup struct {
+	topology func(*natsconf.Topology) // edits the JetStream topology (nil: the default)
+	cache    vault.CacheConfig
+	logs     io.Writer // the JSON log sink (nil: env.logs)
+	level    slog.Level
+}
+
+// startWith is start with a topology, cache configuration and log sink of the test's.
+func startWith(t testing.TB, cfg receiver.Config, o setup) *env {
+	t.Helper()
+	ns := natstest.Start(t, o.topology)
 	e := &env{
 		nats:         ns,
 		js:           ns.JetStream(t),
@@ -110,14 +131,19 @@ func start(t testing.TB, cfg receiver.Config) *env {
 		logs:         &syncBuffer{},
 		configsReady: &atomic.Bool{},
 	}
+	e.cache = vault.NewCache(e.configs, o.cache, nil)
+	var sink io.Writer = e.logs
+	if o.logs != nil {
+		sink = o.logs
+	}
 	e.configsReady.Store(true)
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
 	srv, err := receiver.New(cfg, receiver.Deps{
 		JS:      e.js,
-		Configs: e.configs,
-		Logger:  slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Configs: e.cache,
+		Logger:  slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: o.level})),
 		Ready:   e.configsReady.Load,
 	})
 	if err != nil {
@@ -127,7 +153,7 @@ func start(t testing.TB, cfg receiver.Config) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
+	e.stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -138,10 +164,12 @@ func start(t testing.TB, cfg receiver.Config) *env {
 			t.Errorf("Run did not return within 15s of cancel")
 		}
 	})
+	t.Cleanup(e.stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for srv.Addr() == "" {
 		select {
 		case err := <-done:
+			done <- err // for stop
 			t.Fatalf("Run: %v", err)
 		default:
 		}

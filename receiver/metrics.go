@@ -17,19 +17,26 @@ const (
 )
 
 // Reasons a webhook is rejected, the values of edgehook_webhooks_rejected_total{reason}.
+// Every answer that depends on the tenant counts as reasonUnauthorized: an unknown or
+// malformed tenant id and a malformed or wrong signature get the same 401, and the
+// same series, so /metrics does not tell which tenants exist. The other reasons are
+// decided before the tenant's configuration is looked up.
 const (
-	reasonMissingHeaders   = "missing_headers"
-	reasonInvalidTimestamp = "invalid_timestamp"
-	reasonStaleTimestamp   = "stale_timestamp"
-	reasonFutureTimestamp  = "future_timestamp"
-	reasonInvalidSignature = "invalid_signature"
-	reasonUnknownTenant    = "unknown_tenant"
-	reasonBodyTooLarge     = "body_too_large"
+	reasonMissingHeaders    = "missing_headers"
+	reasonInvalidHeaders    = "invalid_headers"
+	reasonInvalidTimestamp  = "invalid_timestamp"
+	reasonStaleTimestamp    = "stale_timestamp"
+	reasonFutureTimestamp   = "future_timestamp"
+	reasonUnauthorized      = "unauthorized"
+	reasonBodyTooLarge      = "body_too_large"
+	reasonThrottled         = "throttled"
+	reasonConfigUnavailable = "config_unavailable"
 )
 
 var rejectReasons = [...]string{
-	reasonMissingHeaders, reasonInvalidTimestamp, reasonStaleTimestamp, reasonFutureTimestamp,
-	reasonInvalidSignature, reasonUnknownTenant, reasonBodyTooLarge,
+	reasonMissingHeaders, reasonInvalidHeaders, reasonInvalidTimestamp, reasonStaleTimestamp,
+	reasonFutureTimestamp, reasonUnauthorized, reasonBodyTooLarge, reasonThrottled,
+	reasonConfigUnavailable,
 }
 
 // metrics are the receiver's Prometheus series, registered on Deps.Registerer.
@@ -58,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edgehook_webhooks_rejected_total",
-		Help: "Webhooks rejected before publishing, by reason.",
+		Help: "Webhooks rejected before publishing, by reason (unauthorized: unknown tenant or bad signature; throttled: config reads over the limit, answered 503).",
 	}, []string{"reason"})
 	publish := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:        "edgehook_publish_seconds",

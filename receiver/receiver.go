@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/vault"
 	"github.com/edgehook/edgehook/webhook"
 )
@@ -31,6 +32,12 @@ const (
 	DefaultReadTimeout     = 10 * time.Second
 	DefaultIdleTimeout     = 60 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultConfigReadRate and DefaultConfigReadBurst bound the webhook config reads
+	// for tenants the cache does not hold: per second, and at once.
+	DefaultConfigReadRate  = 100
+	DefaultConfigReadBurst = 100
+	// DefaultRejectLogInterval is how often each kind of rejection is logged at most.
+	DefaultRejectLogInterval = 10 * time.Second
 )
 
 // Errors returned by New and Run.
@@ -62,6 +69,20 @@ type Config struct {
 	IdleTimeout time.Duration
 	// ShutdownTimeout bounds the drain of in-flight requests once Run's context ends.
 	ShutdownTimeout time.Duration
+	// DuplicateWindow is the RECEIVED stream's duplicate window, within which a
+	// webhook-id is stored once (default natsconf.DefaultTopology's). It must be at
+	// least twice Tolerance: a webhook can be replayed while its timestamp is within
+	// Tolerance either side of the receiver's clock.
+	DuplicateWindow time.Duration
+	// ConfigReadRate is how many webhook config reads per second the receiver makes
+	// for tenants its cache does not hold (default DefaultConfigReadRate), with bursts
+	// of ConfigReadBurst (default DefaultConfigReadBurst). Webhooks over the limit are
+	// answered 503 with Retry-After without a read, whether the tenant exists or not.
+	ConfigReadRate  float64
+	ConfigReadBurst int
+	// RejectLogInterval is how often each kind of rejected webhook is logged at most
+	// (default DefaultRejectLogInterval); each line counts the ones suppressed.
+	RejectLogInterval time.Duration
 }
 
 // withDefaults fills zero fields and validates the result, naming the bad setting.
@@ -75,6 +96,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = natsconf.DefaultTopology().ReceivedDuplicateWindow
+	}
+	if c.ConfigReadRate == 0 {
+		c.ConfigReadRate = DefaultConfigReadRate
+	}
+	if c.ConfigReadBurst == 0 {
+		c.ConfigReadBurst = DefaultConfigReadBurst
+	}
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
@@ -84,6 +114,7 @@ func (c Config) withDefaults() (Config, error) {
 		{&c.ReadTimeout, DefaultReadTimeout},
 		{&c.IdleTimeout, DefaultIdleTimeout},
 		{&c.ShutdownTimeout, DefaultShutdownTimeout},
+		{&c.RejectLogInterval, DefaultRejectLogInterval},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -107,6 +138,15 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: IdleTimeout must be positive, got %s", ErrConfig, c.IdleTimeout)
 	case c.ShutdownTimeout < 0:
 		return c, fmt.Errorf("%w: ShutdownTimeout must be positive, got %s", ErrConfig, c.ShutdownTimeout)
+	case c.DuplicateWindow < 2*c.Tolerance:
+		return c, fmt.Errorf("%w: DuplicateWindow %s is under twice Tolerance %s: a webhook replayed within its timestamp tolerance could be stored twice; make DuplicateWindow at least %s or Tolerance at most %s",
+			ErrConfig, c.DuplicateWindow, c.Tolerance, 2*c.Tolerance, c.DuplicateWindow/2)
+	case !(c.ConfigReadRate > 0): // NaN too
+		return c, fmt.Errorf("%w: ConfigReadRate must be positive, got %v", ErrConfig, c.ConfigReadRate)
+	case c.ConfigReadBurst < 0:
+		return c, fmt.Errorf("%w: ConfigReadBurst must be positive, got %d", ErrConfig, c.ConfigReadBurst)
+	case c.RejectLogInterval < 0:
+		return c, fmt.Errorf("%w: RejectLogInterval must be positive, got %s", ErrConfig, c.RejectLogInterval)
 	}
 	return c, nil
 }
@@ -115,9 +155,10 @@ func (c Config) withDefaults() (Config, error) {
 type Deps struct {
 	// JS publishes verified webhooks to RECEIVED (required).
 	JS jetstream.JetStream
-	// Configs reads tenants' webhook configuration; the caller caches it, since it is
-	// read once per webhook (required).
-	Configs vault.ConfigReader
+	// Configs is the cache the receiver reads tenants' webhook configuration through,
+	// once per webhook (required). The receiver limits its reads for tenants the cache
+	// does not hold (Config.ConfigReadRate).
+	Configs *vault.Cache
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer gets the receiver's metrics and Gatherer serves /metrics. Both nil
@@ -133,15 +174,22 @@ type Deps struct {
 type Server struct {
 	cfg     Config
 	js      jetstream.JetStream
-	configs vault.ConfigReader
-	ready   func() bool // extra readiness condition; nil means none
-	log     *slog.Logger
+	configs *vault.Cache
+	// reads limits config reads for tenants the cache does not hold; allowRead takes
+	// one of its tokens (made once, as the cache's allow function).
+	reads     *tokenBucket
+	allowRead func() bool
+	ready     func() bool // extra readiness condition; nil means none
+	log       *slog.Logger
+	// logs samples the lines written for rejected webhooks and failures that anyone
+	// can provoke, so no flood of requests writes a line per request.
+	logs    *sampler
 	metrics *metrics
 	errs    errorBodies
-	// decoy is a random secret no sender knows: webhooks for unknown tenants are
-	// verified against it, so they take the same path and get the same answer as a
-	// wrong signature for a real tenant.
-	decoy []webhook.Secret
+	// decoy is a configuration whose one secret no sender knows: webhooks for unknown
+	// tenants are verified against it, so they take the same path and get the same
+	// answer as a wrong signature for a real tenant.
+	decoy vault.WebhookConfig
 	msgs  sync.Pool // *outMsg
 	// verifiers holds *verifierCache: Signers kept between webhooks.
 	verifiers sync.Pool
@@ -188,12 +236,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg:     cfg,
 		js:      deps.JS,
 		configs: deps.Configs,
+		reads:   newTokenBucket(cfg.ConfigReadRate, cfg.ConfigReadBurst, time.Now()),
 		ready:   deps.Ready,
 		log:     deps.Logger.With("component", "receiver"),
+		logs:    newSampler(cfg.RejectLogInterval, logKinds),
 		metrics: m,
 		errs:    newErrorBodies(cfg.MaxBodyBytes),
-		decoy:   []webhook.Secret{decoy},
+		decoy:   vault.WebhookConfig{Secret: decoy},
 	}
+	s.allowRead = func() bool { return s.reads.allow(time.Now()) }
 	s.msgs.New = newOutMsg
 	s.verifiers.New = newVerifierCache
 	s.handler = s.newRouter(deps.Gatherer)
@@ -207,7 +258,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		IdleTimeout:                  cfg.IdleTimeout,
 		DisablePreParseMultipartForm: true,
 		NoDefaultServerHeader:        true,
-		Logger:                       fasthttpLogger{s.log},
+		Logger:                       fasthttpLogger{s.log, s.logs},
 	}
 	return s, nil
 }
@@ -241,6 +292,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := <-served; err != nil {
 		return fmt.Errorf("receiver: serve: %w", err)
 	}
+	s.flushLogs()
 	if shutdownErr != nil {
 		return fmt.Errorf("receiver: drain after %s (ShutdownTimeout): %w", s.cfg.ShutdownTimeout, shutdownErr)
 	}
@@ -263,9 +315,22 @@ func (s *Server) Addr() string {
 	return ""
 }
 
-// fasthttpLogger routes fasthttp's own messages (connection-level errors) to slog.
-type fasthttpLogger struct{ log *slog.Logger }
+// maxLoggedDetail bounds the fasthttp message logged.
+const maxLoggedDetail = 200
+
+// fasthttpLogger routes fasthttp's own messages (connection-level errors, which any
+// client can provoke) to slog, sampled like rejections.
+type fasthttpLogger struct {
+	log  *slog.Logger
+	logs *sampler
+}
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn("http server", "detail", fmt.Sprintf(format, args...))
+	if n, ok := l.logs.allow(logHTTPServer, time.Now()); ok {
+		detail := fmt.Sprintf(format, args...)
+		if len(detail) > maxLoggedDetail {
+			detail = detail[:maxLoggedDetail] + "..." // fasthttp may quote what the client sent
+		}
+		l.log.Warn("http server", "detail", detail, "suppressed", n)
+	}
 }

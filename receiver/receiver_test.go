@@ -103,14 +103,14 @@ func TestRejectedWebhooksGet401AndAreNotStored(t *testing.T) {
 		body   string
 		reason string
 	}{
-		{"tampered body", func() delivery { d := good(); d.body = []byte(`{"n":2}`); return d }(), badSignature, "invalid_signature"},
-		{"wrong secret", signed("acme", "msg_1", now, body, other), badSignature, "invalid_signature"},
-		{"signature for another id", func() delivery { d := good(); d.id = "msg_2"; return d }(), badSignature, "invalid_signature"},
+		{"tampered body", func() delivery { d := good(); d.body = []byte(`{"n":2}`); return d }(), badSignature, "unauthorized"},
+		{"wrong secret", signed("acme", "msg_1", now, body, other), badSignature, "unauthorized"},
+		{"signature for another id", func() delivery { d := good(); d.id = "msg_2"; return d }(), badSignature, "unauthorized"},
 		{"unknown signature version", func() delivery {
 			d := good()
 			d.signature = "v2," + strings.TrimPrefix(d.signature, "v1,")
 			return d
-		}(), badSignature, "invalid_signature"},
+		}(), badSignature, "unauthorized"},
 		{"stale timestamp", signed("acme", "msg_1", now.Add(-6*time.Minute), body, secret),
 			errorBody("invalid_timestamp", "webhook-timestamp is too old"), "stale_timestamp"},
 		{"future timestamp", signed("acme", "msg_1", now.Add(6*time.Minute), body, secret),
@@ -120,9 +120,10 @@ func TestRejectedWebhooksGet401AndAreNotStored(t *testing.T) {
 		{"missing webhook-id", func() delivery { d := good(); d.id = ""; return d }(), missing, "missing_headers"},
 		{"missing webhook-timestamp", func() delivery { d := good(); d.timestamp = ""; return d }(), missing, "missing_headers"},
 		{"missing webhook-signature", func() delivery { d := good(); d.signature = ""; return d }(), missing, "missing_headers"},
-		// An unknown or malformed tenant answers exactly like a wrong signature.
-		{"unknown tenant", signed("nobody", "msg_1", now, body, secret), badSignature, "unknown_tenant"},
-		{"malformed tenant id", signed("a.b", "msg_1", now, body, secret), badSignature, "unknown_tenant"},
+		// An unknown or malformed tenant answers exactly like a wrong signature, and
+		// counts under the same reason.
+		{"unknown tenant", signed("nobody", "msg_1", now, body, secret), badSignature, "unauthorized"},
+		{"malformed tenant id", signed("a.b", "msg_1", now, body, secret), badSignature, "unauthorized"},
 	}
 	wantReasons := map[string]float64{}
 	for _, tc := range cases {
@@ -364,7 +365,7 @@ func TestRoutes(t *testing.T) {
 
 func TestNewValidatesConfig(t *testing.T) {
 	e := start(t, receiver.Config{})
-	deps := receiver.Deps{JS: e.js, Configs: e.configs}
+	deps := receiver.Deps{JS: e.js, Configs: e.cache}
 	cases := []struct {
 		name    string
 		cfg     receiver.Config
@@ -376,7 +377,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"body limit", receiver.Config{MaxBodyBytes: -1}, deps, "MaxBodyBytes"},
 		{"publish timeout", receiver.Config{PublishTimeout: -1}, deps, "PublishTimeout"},
 		{"shutdown timeout", receiver.Config{ShutdownTimeout: -1}, deps, "ShutdownTimeout"},
-		{"no JetStream", receiver.Config{}, receiver.Deps{Configs: e.configs}, "Deps.JS"},
+		{"no JetStream", receiver.Config{}, receiver.Deps{Configs: e.cache}, "Deps.JS"},
 		{"no config reader", receiver.Config{}, receiver.Deps{JS: e.js}, "Deps.Configs"},
 	}
 	for _, tc := range cases {
@@ -391,7 +392,7 @@ func TestNewValidatesConfig(t *testing.T) {
 
 func TestRunStopsWhenContextEnds(t *testing.T) {
 	e := start(t, receiver.Config{})
-	srv, err := receiver.New(receiver.Config{Addr: "127.0.0.1:0"}, receiver.Deps{JS: e.js, Configs: e.configs})
+	srv, err := receiver.New(receiver.Config{Addr: "127.0.0.1:0"}, receiver.Deps{JS: e.js, Configs: e.cache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -11,13 +12,6 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// Authentication retry delays: after a failed login the next attempt waits
-// authRetryMin, doubling up to authRetryMax.
-const (
-	authRetryMin = 250 * time.Millisecond
-	authRetryMax = 15 * time.Second
-)
-
 // Ready reports whether the Client holds a token it believes valid: the last login (or
 // the lookup of a fixed token) succeeded and no request has since found the token
 // expired or revoked without a new one. Serve it as /readyz.
@@ -25,6 +19,23 @@ func (c *Client) Ready() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ready
+}
+
+// NotReadyReason says why Ready reports false, in one line fit for a readiness answer
+// or a log ("" while ready). After Vault locked the AppRole role id out it says so and
+// when the next login is due. It never contains a token or secret id.
+func (c *Client) NotReadyReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.ready:
+		return ""
+	case c.sched.lockedOut(c.now()):
+		return fmt.Sprintf("%v; next attempt at %s", ErrLockedOut, c.sched.next.UTC().Format(time.RFC3339))
+	case c.authErr != nil:
+		return strings.Join(strings.Fields(c.authErr.Error()), " ")
+	}
+	return ErrNotAuthenticated.Error() + ": no login yet"
 }
 
 // TokenAccessor returns the accessor of the token in use ("" before the first login).
@@ -39,10 +50,11 @@ func (c *Client) TokenAccessor() string {
 // Run keeps the Client authenticated until ctx ends: it logs in (or looks up a fixed
 // token), renews the token with api.LifetimeWatcher, and logs in again when renewal
 // ends (the token reached its max TTL) or a request found the token expired or
-// revoked; failed logins are retried with backoff while Ready reports false. On return
-// it revokes a token it obtained by AppRole login. It returns nil once ctx ends.
+// revoked. Failed logins are retried on the Client's login schedule (see
+// ClientConfig.LockoutThreshold) while Ready reports false; nothing, not even a failed
+// login from a request, brings a retry forward. On return it revokes a token it
+// obtained by AppRole login. It returns nil once ctx ends.
 func (c *Client) Run(ctx context.Context) error {
-	failures := 0
 	for ctx.Err() == nil {
 		c.mu.Lock()
 		sec, gen := c.auth, c.gen
@@ -54,20 +66,17 @@ func (c *Client) Run(ctx context.Context) error {
 			sec = c.auth // a request may have logged in while we waited for the lock
 			c.mu.Unlock()
 			if sec == nil {
-				sec, err = c.authenticateLocked(ctx, false)
+				sec, err = c.authenticateLocked(ctx)
 			}
 			c.authMu.Unlock()
 			if err != nil {
 				if ctx.Err() != nil {
 					break
 				}
-				delay := retryDelay(failures)
-				failures++
-				c.log.Warn("vault authentication failed; retrying", "auth", c.method, "retry_in", delay, "error", err)
-				c.sleep(ctx, delay, true)
+				// Woken early (a request's login changed the state), it looks again.
+				c.sleep(ctx, c.untilNextLogin(), true)
 				continue
 			}
-			failures = 0
 			c.mu.Lock()
 			gen = c.gen
 			c.mu.Unlock()
@@ -81,6 +90,19 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	c.revokeOwnToken()
 	return nil
+}
+
+// untilNextLogin is how long Run waits before looking at the login schedule again: until
+// the next login is due, or the next look at a secret id file that may have changed.
+func (c *Client) untilNextLogin() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	d := c.sched.next.Sub(now)
+	if c.cfg.SecretIDFile != "" && c.sched.reserveLeft(now) {
+		d = min(d, secretIDPoll)
+	}
+	return max(d, 10*time.Millisecond)
 }
 
 // watch renews sec's token until renewal ends, the Client's auth changes (gen moves
@@ -146,17 +168,6 @@ func (c *Client) sleep(ctx context.Context, d time.Duration, wakeable bool) {
 	}
 }
 
-func retryDelay(failures int) time.Duration {
-	d := authRetryMin
-	for range failures {
-		d *= 2
-		if d >= authRetryMax {
-			return authRetryMax
-		}
-	}
-	return d
-}
-
 func (c *Client) currentGen() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -210,7 +221,7 @@ func (c *Client) ensureToken(ctx context.Context) (string, error) {
 	if tok := c.api.Token(); tok != "" {
 		return tok, nil
 	}
-	if _, err := c.authenticateLocked(ctx, true); err != nil {
+	if _, err := c.authenticateLocked(ctx); err != nil {
 		return "", err
 	}
 	return c.api.Token(), nil
@@ -244,16 +255,22 @@ func (c *Client) recoverToken(ctx context.Context, failed string) bool {
 	if c.method == authToken {
 		return false // a fixed token cannot be replaced
 	}
-	_, err := c.authenticateLocked(ctx, true)
+	_, err := c.authenticateLocked(ctx)
 	return err == nil
 }
 
 // authenticateLocked logs in (or reads and looks up the token) and installs the new
-// token. From the request path (fromRequest) it does not try again before the backoff
-// after a failure has passed. c.authMu must be held.
-func (c *Client) authenticateLocked(ctx context.Context, fromRequest bool) (*api.Secret, error) {
+// token, unless the login schedule says no login is due yet: then it returns the last
+// failure. c.authMu must be held.
+func (c *Client) authenticateLocked(ctx context.Context) (*api.Secret, error) {
+	var secretID string
+	var credErr error
+	if c.method == authAppRole {
+		secretID, credErr = c.currentSecretID()
+	}
+	cred := sha256.Sum256([]byte(secretID))
 	c.mu.Lock()
-	if fromRequest && c.now().Before(c.nextAttempt) {
+	if !c.sched.due(c.now(), credErr == nil && cred != c.sched.failedCred) {
 		err := c.authErr
 		c.mu.Unlock()
 		if err == nil {
@@ -263,33 +280,75 @@ func (c *Client) authenticateLocked(ctx context.Context, fromRequest bool) (*api
 	}
 	c.mu.Unlock()
 
-	sec, err := c.login(ctx)
+	var auth *api.Secret
+	err := credErr
+	if err == nil {
+		auth, err = c.login(ctx, secretID)
+	}
 	if err != nil {
-		err = fmt.Errorf("%w: %s: %w", ErrNotAuthenticated, c.method, err)
+		c.loginFailed(err, cred)
 		c.mu.Lock()
-		c.ready, c.authErr = false, err
-		c.nextAttempt = c.now().Add(retryDelay(c.failures))
-		c.failures++
+		err = c.authErr
 		c.mu.Unlock()
-		if fromRequest {
-			c.signal() // Run retries with its own backoff; it must not wake itself
-		}
 		return nil, err
 	}
-	c.api.SetToken(sec.Auth.ClientToken)
+	c.api.SetToken(auth.Auth.ClientToken)
 	c.mu.Lock()
-	c.auth, c.gen, c.ready, c.authErr = sec, c.gen+1, true, nil
-	c.accessor = sec.Auth.Accessor
-	c.failures, c.nextAttempt = 0, time.Time{}
+	c.auth, c.gen, c.ready, c.authErr = auth, c.gen+1, true, nil
+	c.accessor = auth.Auth.Accessor
+	c.sched.succeeded()
 	c.mu.Unlock()
 	c.signal()
-	c.log.Info("vault authenticated", "auth", c.method, "accessor", sec.Auth.Accessor,
-		"ttl", time.Duration(sec.Auth.LeaseDuration)*time.Second, "renewable", sec.Auth.Renewable, "policies", sec.Auth.Policies)
-	return sec, nil
+	c.log.Info("vault authenticated", "auth", c.method, "accessor", auth.Auth.Accessor,
+		"ttl", time.Duration(auth.Auth.LeaseDuration)*time.Second, "renewable", auth.Auth.Renewable, "policies", auth.Auth.Policies)
+	return auth, nil
 }
 
-// login obtains a token by the configured method and returns it as an auth secret.
-func (c *Client) login(ctx context.Context) (*api.Secret, error) {
+// loginFailed records a failed login on the schedule, makes the Client not ready with
+// the failure as the reason, and logs it: a lockout once, clearly, when it starts.
+func (c *Client) loginFailed(err error, cred [32]byte) {
+	outcome := loginUncounted
+	if c.method == authAppRole {
+		outcome = classifyAppRoleLogin(err)
+	}
+	c.mu.Lock()
+	now := c.now()
+	wasLocked := c.sched.lockedOut(now)
+	c.sched.failed(now, outcome, cred)
+	next, counted := c.sched.next, c.sched.counted
+	if outcome == loginLocked {
+		err = lockoutError(next, err)
+	} else {
+		err = fmt.Errorf("%w: %s: %w", ErrNotAuthenticated, c.method, err)
+	}
+	c.ready, c.authErr = false, err
+	c.mu.Unlock()
+	at := next.UTC().Format(time.RFC3339)
+	switch {
+	case outcome == loginLocked && !wasLocked:
+		c.log.Error("AppRole role id locked out by Vault after repeated failed logins; next attempt at "+at,
+			"auth", c.method, "next_attempt", at,
+			"detail", "Vault refuses every login of the role id until the lockout ends, with a correct secret id too; it answers the same (403) when the AppRole mount does not exist")
+	case outcome == loginLocked:
+		c.log.Warn("AppRole role id still locked out by Vault; next attempt at "+at, "auth", c.method, "next_attempt", at)
+	default:
+		c.log.Warn("vault authentication failed; retrying", "auth", c.method, "next_attempt", at,
+			"retry_in", next.Sub(now).Round(time.Millisecond), "counted_failures", counted, "error", err)
+	}
+}
+
+// currentSecretID returns the AppRole secret id to log in with: the configured one, or
+// the secret id file's content, read again at every login ("" without secret id).
+func (c *Client) currentSecretID() (string, error) {
+	if c.cfg.SecretIDFile == "" {
+		return c.cfg.SecretID, nil
+	}
+	return readCredentialFile(c.cfg.SecretIDFile, "secret id file")
+}
+
+// login obtains a token by the configured method (with secretID for AppRole) and
+// returns it as an auth secret.
+func (c *Client) login(ctx context.Context, secretID string) (*api.Secret, error) {
 	switch c.method {
 	case authToken:
 		return c.lookupSelf(ctx, c.cfg.Token)
@@ -299,13 +358,6 @@ func (c *Client) login(ctx context.Context) (*api.Secret, error) {
 			return nil, err
 		}
 		return c.lookupSelf(ctx, tok)
-	}
-	secretID := c.cfg.SecretID
-	if c.cfg.SecretIDFile != "" {
-		var err error
-		if secretID, err = readCredentialFile(c.cfg.SecretIDFile, "secret id file"); err != nil {
-			return nil, err
-		}
 	}
 	body := map[string]any{"role_id": c.cfg.RoleID}
 	if secretID != "" {

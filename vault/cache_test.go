@@ -444,3 +444,209 @@ func BenchmarkCacheHit(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lookups/s")
 }
+
+// entriesGauge is edgehook_config_cache_entries{kind} on reg.
+func entriesGauge(t testing.TB, reg prometheus.Gatherer, kind string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "edgehook_config_cache_entries" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "kind" && l.GetValue() == kind {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("edgehook_config_cache_entries{kind=%q} is not exported", kind)
+	return 0
+}
+
+// TestCacheBoundsNotFoundAnswers checks that lookups of ever new tenant ids that do not
+// exist keep at most MaxNotFound answers, the default bound included.
+func TestCacheBoundsNotFoundAnswers(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		cfg   CacheConfig
+		bound int
+	}{
+		{"configured", CacheConfig{MaxNotFound: 100}, 100},
+		{"default", CacheConfig{}, DefaultCacheMaxNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newCountingReader()
+			c, _, reg := newTestCache(t, up, tc.cfg)
+			for i := range 2*tc.bound + 7 {
+				if _, err := c.WebhookConfig(ctx, fmt.Sprintf("made_up_%d", i)); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("lookup %d: %v, want ErrNotFound", i, err)
+				}
+			}
+			if got := entriesGauge(t, reg, "not_found"); got != float64(tc.bound) {
+				t.Errorf("not-found entries = %v, want the bound %d", got, tc.bound)
+			}
+			c.mu.Lock()
+			n, q := len(c.notFound), c.notFoundQ.n
+			c.mu.Unlock()
+			if n > tc.bound || q > tc.bound {
+				t.Errorf("cache holds %d not-found answers (%d queued), want at most %d", n, q, tc.bound)
+			}
+			// The most recent answers are the ones kept.
+			last := fmt.Sprintf("made_up_%d", 2*tc.bound+6)
+			if _, err := c.WebhookConfig(ctx, last); !errors.Is(err, ErrNotFound) || up.readsOf(last) != 1 {
+				t.Errorf("the latest not-found answer was not kept: err %v, reads %d", err, up.readsOf(last))
+			}
+		})
+	}
+}
+
+// TestCacheDropsExpiredAnswers checks that expired entries are freed, not only ignored:
+// once the not-found TTL has passed, the next stored answer drops them all.
+func TestCacheDropsExpiredAnswers(t *testing.T) {
+	ctx := context.Background()
+	up := newCountingReader(testConfig(t, "ten_a"))
+	c, clock, reg := newTestCache(t, up, CacheConfig{})
+	for i := range 500 {
+		_, _ = c.WebhookConfig(ctx, fmt.Sprintf("gone_%d", i))
+	}
+	if got := entriesGauge(t, reg, "not_found"); got != 500 {
+		t.Fatalf("not-found entries = %v, want 500", got)
+	}
+	clock.Advance(DefaultCacheNotFoundTTL)
+	_, _ = c.WebhookConfig(ctx, "one_more")
+	if got := entriesGauge(t, reg, "not_found"); got != 1 {
+		t.Errorf("not-found entries after their TTL = %v, want 1 (only the new one)", got)
+	}
+	if _, err := c.WebhookConfig(ctx, "ten_a"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(DefaultCacheTTL)
+	up.set(func(r *countingReader) { r.configs["ten_b"] = testConfig(t, "ten_b") })
+	if _, err := c.WebhookConfig(ctx, "ten_b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := entriesGauge(t, reg, "config"); got != 1 {
+		t.Errorf("config entries after ten_a's TTL = %v, want 1 (only ten_b)", got)
+	}
+}
+
+// TestCacheBoundsConfigs checks MaxEntries: beyond it the configuration stored first
+// (the one that expires soonest) is dropped.
+func TestCacheBoundsConfigs(t *testing.T) {
+	ctx := context.Background()
+	up := newCountingReader()
+	for i := range 10 {
+		id := fmt.Sprintf("ten_%d", i)
+		up.configs[id] = testConfig(t, id)
+	}
+	c, _, reg := newTestCache(t, up, CacheConfig{MaxEntries: 4})
+	for i := range 10 {
+		if _, err := c.WebhookConfig(ctx, fmt.Sprintf("ten_%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := entriesGauge(t, reg, "config"); got != 4 {
+		t.Errorf("config entries = %v, want 4", got)
+	}
+	for _, c2 := range []struct{ i, wantReads int }{{9, 1}, {6, 1}, {0, 2}, {5, 2}} {
+		id, wantReads := fmt.Sprintf("ten_%d", c2.i), c2.wantReads
+		if _, err := c.WebhookConfig(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if n := up.readsOf(id); n != wantReads {
+			t.Errorf("%s: %d upstream reads, want %d", id, n, wantReads)
+		}
+	}
+}
+
+// TestCacheNotFoundFloodKeepsConfigs checks that a flood of lookups of made-up tenant
+// ids cannot push real tenants' configurations out of the cache.
+func TestCacheNotFoundFloodKeepsConfigs(t *testing.T) {
+	ctx := context.Background()
+	up := newCountingReader()
+	for i := range 20 {
+		id := fmt.Sprintf("real_%d", i)
+		up.configs[id] = testConfig(t, id)
+	}
+	c, _, _ := newTestCache(t, up, CacheConfig{MaxEntries: 20, MaxNotFound: 50})
+	for i := range 20 {
+		if _, err := c.WebhookConfig(ctx, fmt.Sprintf("real_%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5000 {
+		_, _ = c.WebhookConfig(ctx, fmt.Sprintf("fake_%d", i))
+	}
+	for i := range 20 {
+		id := fmt.Sprintf("real_%d", i)
+		if _, err := c.WebhookConfig(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if n := up.readsOf(id); n != 1 {
+			t.Errorf("%s read upstream %d times, want 1: the flood pushed it out", id, n)
+		}
+	}
+}
+
+// TestCacheLimitedRead checks WebhookConfigLimited: a refused read answers
+// ErrReadLimited without reading upstream, cached answers need no permission, and
+// callers joining a read in flight do not ask for one.
+func TestCacheLimitedRead(t *testing.T) {
+	ctx := context.Background()
+	up := newCountingReader(testConfig(t, "ten_a"))
+	c, _, reg := newTestCache(t, up, CacheConfig{})
+	var asked atomic.Int32
+	deny := func() bool { asked.Add(1); return false }
+	allow := func() bool { asked.Add(1); return true }
+
+	if _, err := c.WebhookConfigLimited(ctx, "ten_a", deny); !errors.Is(err, ErrReadLimited) {
+		t.Fatalf("refused read: %v, want ErrReadLimited", err)
+	}
+	if n := up.readsOf("ten_a"); n != 0 {
+		t.Fatalf("a refused lookup read upstream %d times", n)
+	}
+	if _, err := c.WebhookConfigLimited(ctx, "ten_a", allow); err != nil {
+		t.Fatal(err)
+	}
+	asked.Store(0)
+	if _, err := c.WebhookConfigLimited(ctx, "ten_a", deny); err != nil {
+		t.Fatalf("cached tenant with reads refused: %v, want its config", err)
+	}
+	if _, err := c.WebhookConfigLimited(ctx, "nobody", allow); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	if _, err := c.WebhookConfigLimited(ctx, "nobody", deny); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("cached not-found with reads refused: %v, want ErrNotFound", err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("allow called %d times, want 1 (only for the uncached tenant)", n)
+	}
+
+	// Concurrent misses of one tenant ask once.
+	gate := make(chan struct{})
+	up.set(func(r *countingReader) { r.gate = gate; r.configs["ten_b"] = testConfig(t, "ten_b") })
+	asked.Store(0)
+	misses := counterValue(t, reg, "edgehook_config_cache_misses_total")
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := c.WebhookConfigLimited(ctx, "ten_b", allow); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitFor(t, "20 misses", func() bool {
+		return counterValue(t, reg, "edgehook_config_cache_misses_total") == misses+20
+	})
+	close(gate)
+	wg.Wait()
+	if n, r := asked.Load(), up.readsOf("ten_b"); n != 1 || r != 1 {
+		t.Errorf("allow called %d times for %d reads, want 1 and 1", n, r)
+	}
+}

@@ -45,15 +45,14 @@ type Client struct {
 
 	authMu sync.Mutex // serializes authentication
 
-	mu          sync.Mutex
-	auth        *api.Secret // the current login (nil: none, or found invalid)
-	gen         uint64      // incremented whenever auth changes
-	ready       bool
-	authErr     error
-	accessor    string
-	failures    int           // consecutive failed logins
-	nextAttempt time.Time     // no login from the request path before this
-	wake        chan struct{} // tells Run that auth changed (1-buffered, coalescing)
+	mu       sync.Mutex
+	auth     *api.Secret // the current login (nil: none, or found invalid)
+	gen      uint64      // incremented whenever auth changes
+	ready    bool
+	authErr  error // why the Client is not ready
+	accessor string
+	sched    loginSchedule
+	wake     chan struct{} // tells Run that auth changed (1-buffered, coalescing)
 }
 
 // NewClient returns a Client for cfg. It makes no request. TLS settings come from the
@@ -96,6 +95,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		now:    time.Now,
 		log:    cfg.Log,
 		wake:   make(chan struct{}, 1),
+		sched:  loginSchedule{threshold: cfg.LockoutThreshold, duration: cfg.LockoutDuration, counterReset: cfg.LockoutCounterReset},
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

@@ -384,6 +384,7 @@ func TestClientPolicyDenials(t *testing.T) {
 }
 
 func TestClientExpiredAndRevokedTokens(t *testing.T) {
+	t.Parallel() // it mostly waits
 	ctx := context.Background()
 	env := vaulttest.Setup(t)
 	admin := newClient(t, env.ClientConfig(env.Token(t, vault.RoleAdmin, 0)))

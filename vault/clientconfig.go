@@ -49,6 +49,17 @@ type ClientConfig struct {
 	// retried, 1-1.5 s apart: 0 takes the Vault library's default (2), a negative value
 	// disables retries (callers that retry themselves, like a cache miss that naks).
 	MaxRetries int
+	// LockoutThreshold, LockoutDuration and LockoutCounterReset are the AppRole mount's
+	// user lockout settings (Vault's user_lockout_config; defaults
+	// DefaultLockoutThreshold, DefaultLockoutDuration and DefaultLockoutCounterReset,
+	// Vault's own). Failed logins are spaced so that they never reach the threshold
+	// within the counter reset: LockoutThreshold-2 quick retries (at least one), then a
+	// wait of LockoutCounterReset, with one more attempt kept for a secret id file that
+	// changed. A lockout is waited out (the longer of LockoutDuration and
+	// LockoutCounterReset) rather than fed more failures.
+	LockoutThreshold    int
+	LockoutDuration     time.Duration
+	LockoutCounterReset time.Duration
 	// Log receives authentication events (logins, renewals, failures); nil discards
 	// them. Tokens and secret ids are never logged, token accessors are.
 	Log *slog.Logger
@@ -56,9 +67,9 @@ type ClientConfig struct {
 
 // String describes the config with credentials redacted.
 func (c ClientConfig) String() string {
-	return fmt.Sprintf("{Address:%s Token:%s TokenFile:%s AppRoleMount:%s RoleID:%s SecretID:%s SecretIDFile:%s Mount:%s Prefix:%s Timeout:%s MaxRetries:%d}",
+	return fmt.Sprintf("{Address:%s Token:%s TokenFile:%s AppRoleMount:%s RoleID:%s SecretID:%s SecretIDFile:%s Mount:%s Prefix:%s Timeout:%s MaxRetries:%d LockoutThreshold:%d LockoutDuration:%s LockoutCounterReset:%s}",
 		c.Address, redacted(c.Token), c.TokenFile, c.AppRoleMount, redacted(c.RoleID), redacted(c.SecretID), c.SecretIDFile,
-		c.Mount, c.Prefix, c.Timeout, c.MaxRetries)
+		c.Mount, c.Prefix, c.Timeout, c.MaxRetries, c.LockoutThreshold, c.LockoutDuration, c.LockoutCounterReset)
 }
 
 // GoString is String, so %#v does not print credentials either.
@@ -79,6 +90,9 @@ func (c ClientConfig) LogValue() slog.Value {
 		slog.String("prefix", c.Prefix),
 		slog.Duration("timeout", c.Timeout),
 		slog.Int("max_retries", c.MaxRetries),
+		slog.Int("lockout_threshold", c.LockoutThreshold),
+		slog.Duration("lockout_duration", c.LockoutDuration),
+		slog.Duration("lockout_counter_reset", c.LockoutCounterReset),
 	)
 }
 
@@ -129,6 +143,15 @@ func (c ClientConfig) withDefaults() (ClientConfig, error) {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultClientTimeout
 	}
+	if c.LockoutThreshold == 0 {
+		c.LockoutThreshold = DefaultLockoutThreshold
+	}
+	if c.LockoutDuration == 0 {
+		c.LockoutDuration = DefaultLockoutDuration
+	}
+	if c.LockoutCounterReset == 0 {
+		c.LockoutCounterReset = DefaultLockoutCounterReset
+	}
 	c.Mount = strings.Trim(c.Mount, "/")
 	c.Prefix = strings.Trim(c.Prefix, "/")
 	c.AppRoleMount = strings.Trim(c.AppRoleMount, "/")
@@ -160,6 +183,12 @@ func (c ClientConfig) withDefaults() (ClientConfig, error) {
 		return c, fmt.Errorf("vault: prefix %q is not a valid Vault path", c.Prefix)
 	case c.Timeout < 0:
 		return c, errors.New("vault: client timeout must not be negative")
+	case c.LockoutThreshold < 0:
+		return c, errors.New("vault: lockout threshold (ClientConfig.LockoutThreshold) must not be negative")
+	case c.LockoutDuration < 0:
+		return c, errors.New("vault: lockout duration (ClientConfig.LockoutDuration) must not be negative")
+	case c.LockoutCounterReset < 0:
+		return c, errors.New("vault: lockout counter reset (ClientConfig.LockoutCounterReset) must not be negative")
 	}
 	return c, nil
 }

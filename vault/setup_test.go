@@ -439,6 +439,7 @@ func TestSetupRefusesAuthPathOfAnotherType(t *testing.T) {
 // TestSetupRejectsUnreachableJWKS: Vault fetches the JWKS URL when the JWT config is
 // written, so a wrong URL fails the setup with Vault's explanation.
 func TestSetupRejectsUnreachableJWKS(t *testing.T) {
+	t.Parallel() // it mostly waits
 	env := vaulttest.Setup(t)
 	o := setupOptions(t, env, false)
 	o.NomadJWKSURL = strings.TrimSuffix(jwksURL(t), "/.well-known/jwks.json") + "/wrong/jwks.json"

@@ -2,97 +2,28 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/edgehook/edgehook/target"
 )
 
 // ErrTargetNotAllowed is matched (errors.Is) by every refusal of the SSRF guard: a
 // target URL that is not http(s), or a host that resolves to an address webhooks may
-// not reach.
-var ErrTargetNotAllowed = errors.New("target is not allowed")
+// not reach. It is target.ErrNotAllowed.
+var ErrTargetNotAllowed = target.ErrNotAllowed
 
-// TargetError is the SSRF guard's refusal. Its message is safe to show to the tenant
-// ("target address is not allowed: private"); it never contains the target URL.
-type TargetError struct {
-	// What is "address" for a refused resolved address, "URL" for a refused URL.
-	What string
-	// Reason is the class of the refused address (loopback, private, link-local,
-	// multicast, unspecified, cgnat, reserved) or why the URL was refused.
-	Reason string
-}
-
-// Error returns "target <what> is not allowed: <reason>".
-func (e *TargetError) Error() string { return "target " + e.What + " is not allowed: " + e.Reason }
-
-// Is makes a TargetError match ErrTargetNotAllowed.
-func (e *TargetError) Is(target error) bool { return target == ErrTargetNotAllowed }
+// TargetError is the SSRF guard's refusal, a target.Error: its message is safe to
+// show to the tenant ("target address is not allowed: private") and never contains
+// the target URL.
+type TargetError = target.Error
 
 // checkTargetURL refuses target URLs the worker must not call: anything but http and
-// https, and URLs without a host.
-func checkTargetURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return &TargetError{What: "URL", Reason: "not a valid URL"}
-	}
-	if s := strings.ToLower(u.Scheme); s != "http" && s != "https" {
-		return &TargetError{What: "URL", Reason: "scheme must be http or https"}
-	}
-	if u.Hostname() == "" {
-		return &TargetError{What: "URL", Reason: "no host"}
-	}
-	return nil
-}
-
-// Address ranges the guard refuses besides those netip classifies itself.
-var (
-	thisNetwork   = netip.MustParsePrefix("0.0.0.0/8")
-	sharedCGNAT   = netip.MustParsePrefix("100.64.0.0/10")
-	reservedV4    = netip.MustParsePrefix("240.0.0.0/4") // includes 255.255.255.255
-	protocolV4    = netip.MustParsePrefix("192.0.0.0/24")
-	siteLocalV6   = netip.MustParsePrefix("fec0::/10")
-	nat64         = netip.MustParsePrefix("64:ff9b::/96")
-	nat64Local    = netip.MustParsePrefix("64:ff9b:1::/48")
-	sixToFour     = netip.MustParsePrefix("2002::/16")
-	ipv4Compat    = netip.MustParsePrefix("::/96")
-	discardOnlyV6 = netip.MustParsePrefix("100::/64")
-)
-
-// blockedReason returns why ip may not be a webhook target, or "" when it may.
-// IPv4-mapped, NAT64 and 6to4 addresses are judged by the IPv4 address they embed.
-func blockedReason(ip netip.Addr) string {
-	ip = ip.WithZone("").Unmap()
-	switch {
-	case !ip.IsValid():
-		return "invalid"
-	case ip.IsUnspecified() || thisNetwork.Contains(ip):
-		return "unspecified"
-	case ip.IsLoopback():
-		return "loopback"
-	case ip.IsPrivate() || siteLocalV6.Contains(ip):
-		return "private"
-	case ip.IsLinkLocalUnicast():
-		return "link-local"
-	case ip.IsMulticast():
-		return "multicast"
-	case sharedCGNAT.Contains(ip):
-		return "cgnat"
-	case reservedV4.Contains(ip) || protocolV4.Contains(ip) || discardOnlyV6.Contains(ip) || nat64Local.Contains(ip):
-		return "reserved"
-	case nat64.Contains(ip) || ipv4Compat.Contains(ip):
-		b := ip.As16()
-		return blockedReason(netip.AddrFrom4([4]byte(b[12:16])))
-	case sixToFour.Contains(ip):
-		b := ip.As16()
-		return blockedReason(netip.AddrFrom4([4]byte(b[2:6])))
-	}
-	return ""
-}
+// https, URLs without a host, and ports outside 1-65535.
+func checkTargetURL(raw string) error { return target.CheckURL(raw) }
 
 // dialGuard is the HTTP client's dial function. It resolves the host once, refuses the
 // connection if any resolved address is not allowed (before anything is dialed), and
@@ -160,16 +91,16 @@ func (g *dialGuard) resolve(ctx context.Context, addr string) ([]netip.Addr, uin
 	if err != nil {
 		return nil, 0, fmt.Errorf("target address %q: %w", addr, err)
 	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return nil, 0, fmt.Errorf("target port %q: %w", portStr, err)
+	if err := target.CheckPort(portStr); err != nil {
+		return nil, 0, err
 	}
+	port, _ := strconv.ParseUint(portStr, 10, 16) // CheckPort has checked it
 	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ips = []netip.Addr{ip}
 	} else {
-		if !g.allowPrivate && isLocalhostName(host) {
-			return nil, 0, &TargetError{What: "address", Reason: "loopback"}
+		if !g.allowPrivate && target.IsLocalhostName(host) {
+			return nil, 0, &TargetError{What: "address", Reason: target.ClassLoopback}
 		}
 		ips, err = g.lookup(ctx, host)
 		if err != nil {
@@ -181,17 +112,10 @@ func (g *dialGuard) resolve(ctx context.Context, addr string) ([]netip.Addr, uin
 	}
 	if !g.allowPrivate {
 		for _, ip := range ips {
-			if reason := blockedReason(ip); reason != "" {
+			if reason := target.Classify(ip); reason != "" {
 				return nil, 0, &TargetError{What: "address", Reason: reason}
 			}
 		}
 	}
 	return ips, uint16(port), nil
-}
-
-// isLocalhostName reports whether host is "localhost" or a name under it, which
-// always means the local machine (RFC 6761), whatever DNS says.
-func isLocalhostName(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	return host == "localhost" || strings.HasSuffix(host, ".localhost")
 }

@@ -56,8 +56,10 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	var o benchOptions
 	s := newSettings("bench", env.getenv, env.stderr)
 	s.String(&o.scenario, "scenario", "EDGEHOOK_BENCH_SCENARIO", "all",
-		"ingest, deliver, e2e, fairness, edge or all; a comma-separated list, each optionally @rate (e.g. ingest@5000); "+
-			"edge is ingest at an edge gateway and the hub sourcing it, against single-server ingest, on an in-process hub and edge")
+		"ingest, deliver, e2e, pipeline, fairness, edge, batch or all; a comma-separated list, each optionally @rate (e.g. ingest@5000); "+
+			"pipeline is sustained ingest with delivery running, with CPU per delivered event of the processes --system-pid names; "+
+			"edge is ingest at an edge gateway and the hub sourcing it, against single-server ingest, on an in-process hub and edge; "+
+			"batch is POST /v1/events/batch of 100 events against single-event ingest in the same run")
 	s.Duration(&o.duration, "duration", "EDGEHOOK_BENCH_DURATION", bench.DefaultDuration, "measured window of each scenario")
 	s.Duration(&o.ceilingDuration, "ceiling-duration", "EDGEHOOK_BENCH_CEILING_DURATION", 0, "how long each ceiling is measured (default: the duration, at most 3s)")
 	s.Int(&o.rate, "rate", "EDGEHOOK_BENCH_RATE", -1, "offered events/s; 0 = flat out; -1 = each scenario's standard rate (ingest, deliver, edge: flat out; e2e 2000; fairness 1000)")

@@ -49,14 +49,17 @@ type stack struct {
 	log    *slog.Logger
 	conns  []*nats.Conn
 	// configsReady reports whether webhook configuration can be read (the Vault
-	// client holds a valid token); always true for the dev store.
-	configsReady func() bool
+	// client holds a valid token); always true for the dev store. configsReason says
+	// why not ("" when ready), e.g. that Vault locked the AppRole role id out.
+	configsReady  func() bool
+	configsReason func() string
 }
 
 func newStack(ctx context.Context, no natsOptions, log *slog.Logger) *stack {
 	ctx, cancel := context.WithCancel(ctx)
 	g, ctx := errgroup.WithContext(ctx)
-	return &stack{ctx: ctx, cancel: cancel, g: g, nats: no, log: log, configsReady: func() bool { return true }}
+	return &stack{ctx: ctx, cancel: cancel, g: g, nats: no, log: log,
+		configsReady: func() bool { return true }, configsReason: func() string { return "" }}
 }
 
 // connect opens a connection for one component.
@@ -88,10 +91,19 @@ func (s *stack) abort(err error) error {
 }
 
 // startVault runs the Vault client's login and token renewal, and makes readiness
-// follow it.
+// (and the reason given when not ready) follow it.
 func (s *stack) startVault(c *vault.Client) {
-	s.configsReady = c.Ready
+	s.configsReady, s.configsReason = c.Ready, c.NotReadyReason
 	s.g.Go(func() error { return c.Run(s.ctx) })
+}
+
+// notReadyReason is what a component's /readyz says when it is not ready: why webhook
+// configuration cannot be read, when that is the cause, else fallback.
+func (s *stack) notReadyReason(fallback string) string {
+	if r := s.configsReason(); r != "" {
+		return "webhook configuration cannot be read: " + r
+	}
+	return fallback
 }
 
 // startConfigReader opens the Vault client of a component that only reads webhook

@@ -45,7 +45,7 @@ func runDLQ(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return st.abort(err)
 	}
-	st.g.Go(func() error { return serveOps(st.ctx, metricsAddr, reg, ready) })
+	st.g.Go(func() error { return serveOps(st.ctx, metricsAddr, reg, ready, nil) })
 	log.Info("dlq processor started", "metrics", metricsAddr)
 	return st.wait()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -22,8 +23,9 @@ func newRegistry() *prometheus.Registry {
 }
 
 // serveOps serves /healthz, /readyz and /metrics on addr for a component that has no
-// HTTP server of its own (the worker), until ctx is done.
-func serveOps(ctx context.Context, addr string, g prometheus.Gatherer, ready func() bool) error {
+// HTTP server of its own (the worker), until ctx is done. When not ready, /readyz answers
+// 503 with why(), or "not consuming yet" when why is nil or says nothing.
+func serveOps(ctx context.Context, addr string, g prometheus.Gatherer, ready func() bool, why func() string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -32,8 +34,15 @@ func serveOps(ctx context.Context, addr string, g prometheus.Gatherer, ready fun
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if !ready() {
+			msg := "not consuming yet"
+			if why != nil {
+				if r := why(); r != "" {
+					msg = r
+				}
+			}
+			body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": "not_ready", "message": msg}})
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprint(w, `{"error":{"code":"not_ready","message":"not consuming yet"}}`)
+			w.Write(body)
 			return
 		}
 		fmt.Fprint(w, `{"status":"ready"}`)

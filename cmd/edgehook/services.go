@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"time"
 
+	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/receiver"
 	"github.com/edgehook/edgehook/vault"
+	"github.com/edgehook/edgehook/webhook"
 )
 
 func runGateway(ctx context.Context, env *environment, args []string) error {
@@ -86,25 +90,44 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return st.abort(err)
 	}
-	st.g.Go(func() error { return serveOps(st.ctx, metricsAddr, reg, ready) })
+	why := func() string { return st.notReadyReason("") }
+	st.g.Go(func() error { return serveOps(st.ctx, metricsAddr, reg, ready, why) })
 	log.Info("worker started", "concurrency", cfg.Concurrency, "metrics", metricsAddr)
 	return st.wait()
 }
 
 func runReceiver(ctx context.Context, env *environment, args []string) error {
 	var (
-		no       natsOptions
-		vo       vaultOptions
-		addr     string
-		logLevel string
+		no        natsOptions
+		vo        vaultOptions
+		addr      string
+		readRate  int
+		readBurst int
+		dupWindow time.Duration
+		logLevel  string
 	)
 	s := newSettings("receiver", env.getenv, env.stderr)
 	no.register(s)
 	vo.register(s)
 	s.String(&addr, "receiver-addr", "EDGEHOOK_RECEIVER_ADDR", "127.0.0.1:8090", "receiver listen address")
+	s.Int(&readRate, "config-read-rate", "EDGEHOOK_RECEIVER_CONFIG_READ_RATE", receiver.DefaultConfigReadRate,
+		"webhook config reads per second for tenants not in the cache; webhooks over it get 503 with Retry-After")
+	s.Int(&readBurst, "config-read-burst", "EDGEHOOK_RECEIVER_CONFIG_READ_BURST", receiver.DefaultConfigReadBurst,
+		"webhook config reads at once for tenants not in the cache")
+	s.Duration(&dupWindow, "received-duplicate-window", "EDGEHOOK_RECEIVED_DUPLICATE_WINDOW", natsconf.DefaultTopology().ReceivedDuplicateWindow,
+		"the RECEIVED stream's duplicate window (as given to `setup nats`); at least twice the 5m timestamp tolerance")
 	s.String(&logLevel, "log-level", "EDGEHOOK_LOG_LEVEL", "info", "debug, info, warn or error")
 	if err := s.parse(args); err != nil {
 		return err
+	}
+	switch {
+	case readRate < 1:
+		return usageError{fmt.Errorf("EDGEHOOK_RECEIVER_CONFIG_READ_RATE (--config-read-rate): want at least 1 read per second, got %d", readRate)}
+	case readBurst < 1:
+		return usageError{fmt.Errorf("EDGEHOOK_RECEIVER_CONFIG_READ_BURST (--config-read-burst): want at least 1, got %d", readBurst)}
+	case dupWindow < 2*webhook.DefaultTolerance:
+		return usageError{fmt.Errorf("EDGEHOOK_RECEIVED_DUPLICATE_WINDOW (--received-duplicate-window) %s is under twice the receiver's %s timestamp tolerance: a replayed webhook could be stored twice; set it, and the RECEIVED stream's (`setup nats`), to at least %s",
+			dupWindow, webhook.DefaultTolerance, 2*webhook.DefaultTolerance)}
 	}
 	log, err := newLogger(env.stderr, logLevel)
 	if err != nil {
@@ -116,7 +139,8 @@ func runReceiver(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return st.abort(err)
 	}
-	if err := st.startReceiver(receiver.Config{Addr: addr}, cache, reg, reg); err != nil {
+	rcfg := receiver.Config{Addr: addr, ConfigReadRate: float64(readRate), ConfigReadBurst: readBurst, DuplicateWindow: dupWindow}
+	if err := st.startReceiver(rcfg, cache, reg, reg); err != nil {
 		return st.abort(err)
 	}
 	log.Info("receiver started", "addr", addr)

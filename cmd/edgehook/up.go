@@ -145,7 +145,7 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	if _, err := st.startWorker(wcfg, cache, wkReg); err != nil {
 		return st.abort(err)
 	}
-	if err := st.startReceiver(receiver.Config{Addr: o.receiverAddr}, cache, rcReg, all); err != nil {
+	if err := st.startReceiver(receiver.Config{Addr: o.receiverAddr, DuplicateWindow: o.topo.ReceivedDuplicateWindow}, cache, rcReg, all); err != nil {
 		return st.abort(err)
 	}
 	if _, err := st.startDLQ(wkReg); err != nil {

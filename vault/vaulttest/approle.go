@@ -14,6 +14,9 @@ type authMount struct {
 	roles                                  map[string]*approleRole // approle
 	jwtRoles                               map[string]*jwtRole     // jwt
 	jwtConfig                              *jwtConfig              // jwt; nil until written
+	lockout                                lockoutConfig           // tuned user_lockout_config
+	lockoutTuned                           bool
+	failed                                 map[string]*failedLogins // approle: by role id
 }
 
 // approleRole is an AppRole role with its issued secret ids.
@@ -263,14 +266,20 @@ func (s *Server) appRoleSecretID(ro *approleRole, r *request) response {
 }
 
 // appRoleLogin serves auth/<approle>/login: a valid role_id (and secret_id when bound)
-// yields an orphan, renewable token with the role's policies and TTLs.
+// yields an orphan, renewable token with the role's policies and TTLs. Failed logins
+// count towards the role id's lockout (see lockout.go).
 func (s *Server) appRoleLogin(m *authMount, r *request) response {
 	if r.op != capUpdate {
 		return unsupported()
 	}
 	roleID, _ := paramString(r.body, "role_id")
+	roleID = strings.TrimSpace(roleID)
 	if roleID == "" {
 		return badRequest("missing role_id")
+	}
+	now := s.now()
+	if lockedOut(m, roleID, now) {
+		return lockoutDenied() // before the credentials are looked at
 	}
 	var ro *approleRole
 	for _, candidate := range m.roles {
@@ -283,8 +292,13 @@ func (s *Server) appRoleLogin(m *authMount, r *request) response {
 	}
 	if ro.bindSecretID {
 		id, _ := paramString(r.body, "secret_id")
+		id = strings.TrimSpace(id)
+		if id == "" {
+			return badRequest("missing secret_id")
+		}
 		sid := ro.secretIDs[id]
 		if sid == nil {
+			loginFailed(m, roleID, now) // the one failure Vault counts
 			return badRequest("invalid role or secret ID")
 		}
 		if !sid.expire.IsZero() && !s.now().Before(sid.expire) {
@@ -298,6 +312,7 @@ func (s *Server) appRoleLogin(m *authMount, r *request) response {
 			}
 		}
 	}
+	delete(m.failed, roleID) // a successful login clears the count
 	meta := map[string]string{"role_name": ro.name}
 	t := s.newToken(tokenParams{
 		policies:       ro.policies,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -154,6 +155,31 @@ func (e *Env) EnableAppRole(t testing.TB) string {
 		}
 	})
 	return path
+}
+
+// TuneLockout sets the user lockout of the auth method at mount (its
+// user_lockout_config) as `vault auth tune` does, on a real Vault or OpenBao as on
+// vaulttest: threshold failed logins lock a role id out for duration; counterReset
+// without a failure restarts the count. Zero leaves a setting as it is; durations are
+// whole seconds, as Vault keeps them.
+func (e *Env) TuneLockout(t testing.TB, mount string, threshold int, duration, counterReset time.Duration) {
+	t.Helper()
+	lc := &api.TuneUserLockoutConfigInput{}
+	if threshold > 0 {
+		v := strconv.Itoa(threshold)
+		lc.LockoutThreshold = &v
+	}
+	if duration > 0 {
+		v := strconv.FormatInt(int64(duration/time.Second), 10) + "s"
+		lc.LockoutDuration = &v
+	}
+	if counterReset > 0 {
+		v := strconv.FormatInt(int64(counterReset/time.Second), 10) + "s"
+		lc.LockoutCounterResetDuration = &v
+	}
+	if err := e.root.Sys().TuneMountAllowNilWithContext(context.Background(), "auth/"+mount, api.TuneMountConfigInput{UserLockoutConfig: lc}); err != nil {
+		t.Fatalf("vaulttest: tune user lockout of auth/%s: %v", mount, err)
+	}
 }
 
 // AppRole creates the AppRole role for an edgehook role (its policy as token_policies,

@@ -1,7 +1,8 @@
 // Package vaulttest is an in-process HTTP server implementing the subset of HashiCorp
 // Vault's documented HTTP API that edgehook uses, for tests: KV v2 data, metadata and
 // config (and plain KV v1 engines), token create/lookup/renew/revoke with TTLs and use
-// counts, AppRole, the config and roles of JWT auth methods (validated, the JWKS
+// counts, AppRole (with Vault's user lockout after repeated failed logins, tunable
+// through sys/auth/<path>/tune), the config and roles of JWT auth methods (validated, the JWKS
 // fetched from loopback URLs, but no JWT login), ACL policies (parsed from HCL and
 // enforced with Vault's path rules), secrets engine and auth method mounts, and
 // sys/health. Request and response JSON, status codes and error

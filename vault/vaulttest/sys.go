@@ -33,6 +33,18 @@ func (s *Server) mountFor(path string) (*mount, string) {
 
 // routeSys serves sys/<rest>.
 func (s *Server) routeSys(op, rest string) *route {
+	// An auth method's tuning, at sys/auth/<path>/tune (root-protected, as all of
+	// sys/auth/*) or sys/mounts/auth/<path>/tune.
+	if p, ok := strings.CutPrefix(rest, "auth/"); ok {
+		if rt := s.routeAuthTune(p, true); rt != nil {
+			return rt
+		}
+	}
+	if p, ok := strings.CutPrefix(rest, "mounts/auth/"); ok {
+		if rt := s.routeAuthTune(p, false); rt != nil {
+			return rt
+		}
+	}
 	switch {
 	case rest == "policy" || rest == "policy/" || rest == "policies/acl/":
 		acl := rest == "policies/acl/"
@@ -304,7 +316,7 @@ func (s *Server) authMountItem(r *request, path string) response {
 		desc, _ := paramString(r.body, "description")
 		s.authMounts[path] = &authMount{
 			path: path, typ: typ, description: desc, accessor: "auth_" + typ + "_" + randomHex(4), uuid: randomUUID(),
-			roles: map[string]*approleRole{}, jwtRoles: map[string]*jwtRole{},
+			roles: map[string]*approleRole{}, jwtRoles: map[string]*jwtRole{}, failed: map[string]*failedLogins{},
 		}
 		return noContent()
 	case capDelete:

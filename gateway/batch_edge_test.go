@@ -1,0 +1,70 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/edgehook/edgehook/identity"
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/status"
+)
+
+// TestEdgeBatchWhileTheHubIsAway: an edge gateway stores a batch in its own stream
+// while its link to the hub is cut, answers each event's status from its own queued
+// records, dedupes a re-sent batch's keys, and once healed the hub has every event
+// exactly once.
+func TestEdgeBatchWhileTheHubIsAway(t *testing.T) {
+	e := startEdge(t)
+	ctx := context.Background()
+	key, hash, err := identity.NewAPIKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := identity.Tenant{TenantID: "ten_edgebatch", Status: identity.StatusActive, Plan: "free", CreatedAt: time.Now().UTC()}
+	if err := e.hubIdent.Create(ctx, tn, hash); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(5*time.Second, "tenant accepted at the edge", func() bool {
+		return e.do("POST", "/v1/events/batch", key, batchBody([]string{`{"type":"probe"}`}, nil)).code == http.StatusAccepted
+	})
+	e.eventually(5*time.Second, "link reported up", func() bool { return e.metric("edgehook_edge_hub_link_up") == "1" })
+
+	e.link.Cut()
+	e.eventually(5*time.Second, "link reported down", func() bool { return e.metric("edgehook_edge_hub_link_up") == "0" })
+	events, keys := make([]string, 20), make([]string, 20)
+	for i := range events {
+		events[i] = `{"type":"during.cut","n":` + strconv.Itoa(i) + `}`
+		keys[i] = "cut-" + strconv.Itoa(i)
+	}
+	a, _ := e.postBatch(key, batchBody(events, keys))
+	again, _ := e.postBatch(key, batchBody(events, keys))
+	for i, ev := range a.Events {
+		if again.Events[i].EventID != ev.EventID || !again.Events[i].Replayed {
+			t.Errorf("re-sent event %d: %+v, want %s replayed", i, again.Events[i], ev.EventID)
+		}
+		if code, st := e.eventStatus(key, ev.EventID); code != 200 || st != status.Queued {
+			t.Errorf("event %d during the cut: GET = %d %s, want 200 queued", i, code, st)
+		}
+	}
+
+	e.link.Heal()
+	e.eventually(90*time.Second, "hub has sourced every event after the heal", func() bool {
+		return e.metric("edgehook_edge_sourcing_lag_messages") == "0" && e.metric("edgehook_edge_hub_link_up") == "1"
+	})
+	st, err := e.hubJS.Stream(ctx, natsconf.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(natsconf.EventSubject(tn.TenantID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.State.Subjects[natsconf.EventSubject(tn.TenantID)]; got != 21 {
+		t.Errorf("hub EVENTS holds %d of the tenant's events, want 21 (the probe and the batch once)", got)
+	}
+}
