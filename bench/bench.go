@@ -32,6 +32,9 @@ const (
 	ScenarioDeliver = "deliver"
 	// ScenarioE2E is ingest-accepted to receiver-verified latency.
 	ScenarioE2E = "e2e"
+	// ScenarioPipeline is sustained ingest with delivery running, with the CPU time of
+	// each of the system's processes per delivered event (see pipeline.go).
+	ScenarioPipeline = "pipeline"
 	// ScenarioFairness is the other tenants' delivery throughput while one tenant's
 	// endpoint hangs, and while another's is dead with Parked events parked, each
 	// against a baseline without it (see fairness.go and parked.go).
@@ -42,7 +45,7 @@ const (
 )
 
 // Scenarios lists every scenario, in the order `all` runs them.
-var Scenarios = []string{ScenarioIngest, ScenarioDeliver, ScenarioE2E, ScenarioFairness, ScenarioBatch, ScenarioEdge}
+var Scenarios = []string{ScenarioIngest, ScenarioDeliver, ScenarioE2E, ScenarioPipeline, ScenarioFairness, ScenarioBatch, ScenarioEdge}
 
 // Standard rates of the scenarios when no rate is given (0 = flat out).
 const (
@@ -51,6 +54,9 @@ const (
 	// StandardIngestLatencyRate is the fixed rate of the ingest latency target, run by
 	// `all` next to the flat-out ingest.
 	StandardIngestLatencyRate = 5000
+	// StandardPipelineLatencyRate is the fixed rate of the pipeline's e2e latency
+	// target, run by `all` next to the flat-out pipeline.
+	StandardPipelineLatencyRate = 5000
 )
 
 // Defaults applied by New to zero-valued Config fields.
@@ -88,6 +94,7 @@ func (c Case) String() string {
 
 // StandardSet is what `all` runs: ingest flat out (the ratio target) and at
 // 5,000 events/s (the latency target), deliver flat out, e2e at 2,000 events/s,
+// pipeline flat out (throughput and CPU targets) and at 5,000 events/s (latency),
 // fairness at 1,000 events/s, edge flat out.
 func StandardSet() []Case {
 	return []Case{
@@ -95,6 +102,8 @@ func StandardSet() []Case {
 		{ScenarioIngest, StandardIngestLatencyRate},
 		{ScenarioDeliver, 0},
 		{ScenarioE2E, StandardE2ERate},
+		{ScenarioPipeline, 0},
+		{ScenarioPipeline, StandardPipelineLatencyRate},
 		{ScenarioFairness, StandardFairnessRate},
 		{ScenarioEdge, 0},
 	}
@@ -265,9 +274,20 @@ type Target struct {
 	// WorkerMetrics gathers the worker's metrics (nil: not reported), for the retry
 	// lateness of the fairness scenario's parked phase.
 	WorkerMetrics prometheus.Gatherer
+	// Processes are the system's own processes (gateway, worker, NATS server: one for
+	// `edgehook up`), whose CPU time the pipeline scenario reads from /proc. Empty: the
+	// system runs in the bench's own process, whose CPU time (load generator included)
+	// is then the figure.
+	Processes []Process
 	// Shared marks a system the bench does not own: before each scenario it waits for
 	// the earlier scenario's events to drain, and it suspends the tenants it created.
 	Shared bool
+}
+
+// Process is one process of a system, named as the results report it.
+type Process struct {
+	Name string
+	PID  int
 }
 
 // Needs says what a scenario needs running.
@@ -331,6 +351,8 @@ func (b *Bench) Run(ctx context.Context, cases []Case) ([]Result, error) {
 			r, err = b.deliver(ctx, c)
 		case ScenarioE2E:
 			r, err = b.e2e(ctx, c)
+		case ScenarioPipeline:
+			r, err = b.pipeline(ctx, c)
 		case ScenarioFairness:
 			r, err = b.fairness(ctx, c)
 		case ScenarioEdge:

@@ -3,7 +3,6 @@ package bench_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"github.com/edgehook/edgehook/natsconf"
 	"strings"
 	"testing"
@@ -56,20 +55,9 @@ func TestEveryScenarioRunsAgainstARealSystem(t *testing.T) {
 		t.Fatalf("%d results for %d cases", len(results), len(cases))
 	}
 
-	var out bytes.Buffer
-	if err := bench.WriteJSON(&out, results); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != len(cases) {
-		t.Fatalf("%d JSON lines for %d cases:\n%s", len(lines), len(cases), out.String())
-	}
+	lines, objects := jsonLines(t, results)
 	for i, line := range lines {
-		c := cases[i]
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("line %d is not one JSON object: %v\n%s", i, err, line)
-		}
+		c, m := cases[i], objects[i]
 		for _, k := range requiredFields {
 			if _, ok := m[k]; !ok {
 				t.Errorf("%s: no %q in %s", c, k, line)
@@ -162,7 +150,8 @@ func TestParseCases(t *testing.T) {
 		want []bench.Case
 	}{
 		{"all", -1, bench.StandardSet()},
-		{"all", 300, []bench.Case{{"ingest", 300}, {"deliver", 300}, {"e2e", 300}, {"fairness", 300}, {"batch", 300}, {"edge", 300}}},
+		{"all", 300, []bench.Case{{"ingest", 300}, {"deliver", 300}, {"e2e", 300}, {"pipeline", 300}, {"fairness", 300}, {"batch", 300}, {"edge", 300}}},
+		{"pipeline", -1, []bench.Case{{"pipeline", 0}}},
 		{"ingest", -1, []bench.Case{{"ingest", 0}}},
 		{"ingest", 0, []bench.Case{{"ingest", 0}}},
 		{"e2e", -1, []bench.Case{{"e2e", bench.StandardE2ERate}}},

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,10 @@ const (
 	ceilingAccepted  = "events accepted by the gateway in the window (ratio = share verified by the receiver)"
 	ceilingBaseline  = "the same tenants' delivery throughput without the hanging tenant"
 )
+
+// httpCeilingAnswer is what the bare HTTP server of the HTTP ceiling answers: the
+// gateway's 202 body, of the same length.
+const httpCeilingAnswer = `{"eventId":"evt_00000000000000000000000000","status":"queued"}`
 
 // publishWindow is how many async publishes the ceiling keeps in flight.
 const publishWindow = 4096
@@ -119,19 +124,60 @@ func (b *Bench) receiverCeiling(ctx context.Context, s *system, t tenant, d time
 	newReq := func() requester {
 		return &signedPost{signer: webhook.NewSigner(t.Secret), prefix: "msg_" + b.runID + "_", seq: &seq, body: body}
 	}
+	return b.flatOut(ctx, load, newReq, "receiver direct", d)
+}
+
+// flatOut warms load up and runs it flat out for d as the ceiling named what,
+// returning successful requests per second; any failed request fails the ceiling.
+func (b *Bench) flatOut(ctx context.Context, load *httpLoad, newReq func() requester, what string, d time.Duration) (float64, error) {
 	if err := load.warmUp(ctx, newReq); err != nil {
-		return 0, fmt.Errorf("ceiling: receiver: %w", err)
+		return 0, fmt.Errorf("ceiling: %s: %w", what, err)
 	}
 	var c counters
-	stop := progress(b.cfg.Progress, "ceiling: receiver direct", &c)
+	stop := progress(b.cfg.Progress, "ceiling: "+what, &c)
 	start := time.Now()
 	load.run(ctx, NewPacer(start, 0, d), newReq, &c)
 	elapsed := time.Since(start)
 	stop()
 	if n := c.errors.Load(); n > 0 {
-		return 0, fmt.Errorf("ceiling: receiver: %d of %d webhooks not answered 204: %s", n, n+c.events.Load(), c.firstError())
+		return 0, fmt.Errorf("ceiling: %s: %d of %d requests failed: %s", what, n, n+c.events.Load(), c.firstError())
 	}
 	return float64(c.events.Load()) / elapsed.Seconds(), nil
+}
+
+// httpCeiling measures the HTTP server's own ceiling: the same load as ingest (the
+// same POSTs over the same connections) against a bare fasthttp server on 127.0.0.1,
+// in this process, that answers 202 without doing anything, flat out for d. It
+// returns answers per second.
+func (b *Bench) httpCeiling(ctx context.Context, d time.Duration) (float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("ceiling: http server: %w", err)
+	}
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetStatusCode(fasthttp.StatusAccepted)
+			ctx.SetContentType("application/json")
+			ctx.SetBodyString(httpCeilingAnswer)
+		},
+		Name:            "edgehook-bench-ceiling",
+		CloseOnShutdown: true,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.ShutdownWithContext(sctx)
+		<-served
+	}()
+	load, err := newHTTPLoad("http://"+ln.Addr().String()+"/v1/events", b.cfg.Connections)
+	if err != nil {
+		return 0, err
+	}
+	defer load.close()
+	body := payload(b.cfg.PayloadBytes)
+	return b.flatOut(ctx, load, func() requester { return &ingestPost{auth: "Bearer ceiling", body: body} }, "http server", d)
 }
 
 // signedPost is a requester of Standard Webhooks signed POSTs with fresh ids.

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -33,18 +32,11 @@ func (b *Bench) e2e(ctx context.Context, c Case) (Result, error) {
 	}
 	defer stopFollow()
 
-	load, err := newHTTPLoad(strings.TrimRight(s.APIURL, "/")+"/v1/events", b.cfg.Connections)
+	load, body, err := b.warmIngest(ctx, s, t)
 	if err != nil {
 		return Result{}, err
 	}
 	defer load.close()
-	body := payload(b.cfg.PayloadBytes)
-	if err := load.warmUp(ctx, func() requester { return &ingestPost{auth: "Bearer " + t.APIKey, body: body} }); err != nil {
-		return Result{}, err
-	}
-	// The warm-up's events are delivered too; let them pass before measuring.
-	time.Sleep(200 * time.Millisecond)
-
 	newReq := func() requester {
 		return &ingestPost{auth: "Bearer " + t.APIKey, body: body, onAccepted: m.accept}
 	}
@@ -64,13 +56,24 @@ func (b *Bench) e2e(ctx context.Context, c Case) (Result, error) {
 	var r Result
 	r.setThroughput(matched, window, float64(accepted)/window.Seconds(), ceilingAccepted)
 	r.setCPU(cpu)
-	r.Errors, r.FirstError = cnt.errors.Load(), cnt.firstError()
-	if lost > 0 {
-		r.Errors += int64(lost)
-		if r.FirstError == "" {
-			r.FirstError = fmt.Sprintf("%d accepted events not verified by the receiver within %s", lost, b.cfg.DrainTimeout)
-		}
-	}
+	r.setErrors(&cnt, lost, "accepted events not verified by the receiver within "+b.cfg.DrainTimeout.String())
 	r.setLatency(latencyE2E, lat)
 	return r, nil
+}
+
+// warmIngest returns a load of POST /v1/events over the bench's connections, warmed
+// up as t, and the event body to send; the warm-up's events, which are delivered too,
+// have had a moment to pass before it returns.
+func (b *Bench) warmIngest(ctx context.Context, s *system, t tenant) (*httpLoad, []byte, error) {
+	load, err := newHTTPLoad(strings.TrimRight(s.APIURL, "/")+"/v1/events", b.cfg.Connections)
+	if err != nil {
+		return nil, nil, err
+	}
+	body := payload(b.cfg.PayloadBytes)
+	if err := load.warmUp(ctx, func() requester { return &ingestPost{auth: "Bearer " + t.APIKey, body: body} }); err != nil {
+		load.close()
+		return nil, nil, err
+	}
+	time.Sleep(200 * time.Millisecond)
+	return load, body, nil
 }

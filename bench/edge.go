@@ -71,9 +71,6 @@ type EdgeFigures struct {
 	EdgeIngestRatio float64 `json:"edge_ingest_ratio"`
 	EdgeP50Ms       float64 `json:"edge_p50_ms"`
 	EdgeP99Ms       float64 `json:"edge_p99_ms"`
-	// CPUMsPerEvent is this process's CPU (the bench, the edge gateway, the edge and
-	// the idle hub) per event in the edge ingest's window.
-	CPUMsPerEvent float64 `json:"cpu_ms_per_event"`
 	// SourcingPerS is how fast the hub's EVENTS took in the edge's events, measured as
 	// SourcingMethod says, and SourcingRatio its ratio to SingleIngestPerS.
 	SourcingPerS   float64 `json:"sourcing_per_s"`
@@ -208,8 +205,10 @@ func (b *Bench) edge(ctx context.Context, c Case) (Result, error) {
 		EdgeAccepted:        int64(len(ids)),
 		AcceptedInHub:       inHub,
 	}
+	// Result.CPUMsPerEvent is this process's CPU (the bench, the edge gateway, the
+	// edge and the idle hub) per event in the edge ingest's window.
 	if n := cnt.events.Load(); n > 0 {
-		f.CPUMsPerEvent = round(float64(cpu)/float64(time.Millisecond)/float64(n), 4)
+		r.CPUMsPerEvent = round(float64(cpu)/float64(time.Millisecond)/float64(n), 4)
 	}
 	if took > 0 {
 		f.SourcingPerS = round(float64(sourced)/took.Seconds(), 1)
@@ -378,10 +377,10 @@ func (a *acceptedIDs) all() []string {
 	return ids
 }
 
-// note is the edge scenario's line under the table.
-func (f *EdgeFigures) note() string {
+// note is the edge scenario's line under the table; cpu is the result's CPUMsPerEvent.
+func (f *EdgeFigures) note(cpu float64) string {
 	return fmt.Sprintf("\nedge: single-server ingest %.0f/s (%.4f ms CPU/event); edge ingest %.0f/s, ratio %.3f, p50 %.2f ms, p99 %.2f ms (%.4f ms CPU/event); "+
 		"hub sourcing %.0f/s, ratio %.3f (%d events in %.3fs; method = %s); %d of %d events the edge accepted are in the hub's %s",
-		f.SingleIngestPerS, f.SingleCPUMsPerEvent, f.EdgeIngestPerS, f.EdgeIngestRatio, f.EdgeP50Ms, f.EdgeP99Ms, f.CPUMsPerEvent,
+		f.SingleIngestPerS, f.SingleCPUMsPerEvent, f.EdgeIngestPerS, f.EdgeIngestRatio, f.EdgeP50Ms, f.EdgeP99Ms, cpu,
 		f.SourcingPerS, f.SourcingRatio, f.SourcedEvents, f.SourcingS, f.SourcingMethod, f.AcceptedInHub, f.EdgeAccepted, natsconf.StreamEvents)
 }

@@ -1,13 +1,16 @@
 package bench_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/edgehook/edgehook/admin"
 	"github.com/edgehook/edgehook/admin/admintest"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,4 +180,26 @@ func streamNames(t *testing.T, js jetstream.JetStream) []string {
 		t.Fatal(err)
 	}
 	return names
+}
+
+// jsonLines writes results as `edgehook bench --json` prints them and returns each
+// line and its decoded object, failing the test unless there is exactly one JSON
+// object per result.
+func jsonLines(t *testing.T, results []bench.Result) ([]string, []map[string]any) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := bench.WriteJSON(&out, results); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != len(results) {
+		t.Fatalf("%d JSON lines for %d results:\n%s", len(lines), len(results), out.String())
+	}
+	objects := make([]map[string]any, len(lines))
+	for i, line := range lines {
+		if err := json.Unmarshal([]byte(line), &objects[i]); err != nil {
+			t.Fatalf("line %d is not one JSON object: %v\n%s", i, err, line)
+		}
+	}
+	return lines, objects
 }

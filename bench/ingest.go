@@ -45,15 +45,16 @@ func (b *Bench) ingest(ctx context.Context, c Case) (Result, error) {
 	lat := load.run(ctx, NewPacer(start, c.Rate, b.cfg.Duration), newReq, &cnt)
 	window, cpu := time.Since(start), processCPU()-cpu0
 	stop()
-	// The ceiling comes after the load: deleting its scratch stream (hundreds of MB)
+	// The ceilings come after the load: deleting the scratch stream (hundreds of MB)
 	// would otherwise still be busy on the disk while the load runs.
-	ceiling, err := b.publishCeiling(ctx, s, b.cfg.PayloadBytes, b.cfg.CeilingDuration)
+	ceiling, http, err := b.ingestCeilings(ctx, s)
 	if err != nil {
 		return Result{}, err
 	}
 
 	var r Result
 	r.setThroughput(cnt.events.Load(), window, ceiling, ceilingJetStream)
+	r.CeilingFigures = newCeilingFigures(r.ThroughputPerS, ceiling, http)
 	r.setCPU(cpu)
 	r.Errors, r.FirstError = cnt.errors.Load(), cnt.firstError()
 	r.setLatency(latencyIngest, lat)

@@ -46,6 +46,10 @@ type Result struct {
 	// throughput it hardly moves when other processes compete for the CPU, so it is
 	// the figure to compare runs by on a shared machine.
 	CPUMicrosPerEvent float64 `json:"cpu_us_per_event"`
+	// CPUMsPerEvent is the system's CPU time per event where a scenario measures it
+	// apart from the figure above: pipeline, all the system's processes (from /proc)
+	// per delivered event; edge, this process in the edge ingest's window.
+	CPUMsPerEvent float64 `json:"cpu_ms_per_event,omitempty"`
 	// Connections and PayloadBytes are the load's shape.
 	Connections  int `json:"connections"`
 	PayloadBytes int `json:"payload_bytes"`
@@ -61,6 +65,11 @@ type Result struct {
 	// FairnessFigures are the fairness scenario's own figures (nil, and absent from
 	// the JSON, for the others).
 	*FairnessFigures
+	// PipelineFigures are the pipeline scenario's own figures, CeilingFigures the
+	// ingest ceilings of the ingest scenario and the flat-out pipeline (nil, and
+	// absent from the JSON, for the others).
+	*PipelineFigures
+	*CeilingFigures
 	// BatchFigures are the batch scenario's own figures (nil, and absent from the
 	// JSON, for the others).
 	*BatchFigures
@@ -77,6 +86,15 @@ func (r *Result) setLatency(what string, l *Latencies) {
 func (r *Result) setCPU(used time.Duration) {
 	if r.Events > 0 {
 		r.CPUMicrosPerEvent = round(float64(used)/float64(time.Microsecond)/float64(r.Events), 1)
+	}
+}
+
+// setErrors fills Errors and FirstError from the load's failures c and the lost
+// accepted events that never arrived, described as lostWhat (after the count).
+func (r *Result) setErrors(c *counters, lost int, lostWhat string) {
+	r.Errors, r.FirstError = c.errors.Load()+int64(lost), c.firstError()
+	if lost > 0 && r.FirstError == "" {
+		r.FirstError = fmt.Sprintf("%d %s", lost, lostWhat)
 	}
 }
 
@@ -116,6 +134,11 @@ func applyTarget(r *Result) {
 		desc, met = ">= 10,000/s and ratio >= 0.5 (of the receiver's ceiling)", r.ThroughputPerS >= 10_000 && r.Ratio >= 0.5
 	case r.Scenario == ScenarioE2E && r.RatePerS == StandardE2ERate:
 		desc, met = "p99 <= 50 ms at 2,000/s", r.P99Ms <= 50 && r.Errors == 0
+	case r.Scenario == ScenarioPipeline && r.RatePerS == 0 && r.PipelineFigures != nil:
+		desc = ">= 10,000/s delivered while ingesting, cpu_ms_per_event <= 0.10 (gateway + worker + NATS server)"
+		met = r.ThroughputPerS >= 10_000 && r.CPUMsPerEvent <= 0.10 && r.Errors == 0
+	case r.Scenario == ScenarioPipeline && r.RatePerS == StandardPipelineLatencyRate:
+		desc, met = "e2e p99 <= 20 ms at 5,000/s", r.P99Ms <= 20 && r.Errors == 0
 	case r.Scenario == ScenarioFairness && r.FairnessFigures != nil:
 		desc = "ratio >= 0.9 next to a hanging endpoint"
 		if r.Parked > 0 {
@@ -176,10 +199,16 @@ func WriteTable(w io.Writer, results []Result) error {
 			fmt.Fprintf(&notes, "; first error: %s", r.FirstError)
 		}
 		if r.EdgeFigures != nil {
-			notes.WriteString(r.EdgeFigures.note())
+			notes.WriteString(r.EdgeFigures.note(r.CPUMsPerEvent))
 		}
 		if r.FairnessFigures != nil {
 			notes.WriteString(r.FairnessFigures.note())
+		}
+		if r.PipelineFigures != nil {
+			notes.WriteString(r.PipelineFigures.note(r.CPUMsPerEvent))
+		}
+		if r.CeilingFigures != nil {
+			notes.WriteString(r.CeilingFigures.note())
 		}
 		if r.BatchFigures != nil {
 			notes.WriteString(r.BatchFigures.note())

@@ -194,7 +194,9 @@ func NewRecorder(js jetstream.JetStream, timeout time.Duration) (*Recorder, erro
 }
 
 // Record stores the attempts log and rec and returns once all are acked, or the first
-// error. When it returns an error any of them may or may not have been stored.
+// error. When it returns an error any of them may or may not have been stored. Each
+// write is bounded by the recorder's timeout or ctx's deadline, whichever is sooner;
+// cancelling ctx stops waiting between retries, not a record write already sent.
 func (r *Recorder) Record(ctx context.Context, rec Record, log ...Attempt) error {
 	if len(log) == 0 {
 		return r.recordOne(ctx, rec)
@@ -249,18 +251,29 @@ func (r *Recorder) recordOne(ctx context.Context, rec Record) error {
 	}
 	w.buf = b
 	w.msg = nats.Msg{Subject: subject(rec.TenantID, rec.EventID), Data: b}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
+	// The request is bounded by the timeout or ctx's deadline, whichever is sooner,
+	// with the connection's pooled timer rather than a context of its own: the
+	// delivery path creates no context or timer per status write.
+	deadline := time.Now().Add(r.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("status: record %s: %w", rec.EventID, err)
+	}
 	var resp *nats.Msg
 	for try := 0; ; try++ {
-		resp, err = r.nc.RequestMsgWithContext(ctx, &w.msg)
+		resp, err = r.nc.RequestMsg(&w.msg, time.Until(deadline))
 		if !errors.Is(err, nats.ErrNoResponders) || try == noResponderRetries {
 			break
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("status: record %s: %w: %w", rec.EventID, jetstream.ErrNoStreamResponse, ctx.Err())
-		case <-time.After(noResponderWait):
+		case <-time.After(min(noResponderWait, time.Until(deadline))):
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("status: record %s: %w: %w", rec.EventID, jetstream.ErrNoStreamResponse, nats.ErrTimeout)
 		}
 	}
 	w.msg.Data = nil

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/natsconf/natstest"
 	"github.com/edgehook/edgehook/status"
@@ -166,5 +168,50 @@ func TestTheRecordsLastAttemptCompletesTheLog(t *testing.T) {
 	}
 	if got, _ := store.Attempts(ctx, "ten_a", "evt_1"); len(got) != 3 {
 		t.Errorf("attempts after logging the last one: %d entries, want 3", len(got))
+	}
+}
+
+func TestRecordEndsAtTheSoonerOfItsTimeoutAndTheCallersDeadline(t *testing.T) {
+	srv := natstest.Start(t, nil)
+	js := srv.JetStream(t)
+	ctx := context.Background()
+	// Without the status bucket no stream answers: the write retries until its bound.
+	if err := js.DeleteKeyValue(ctx, natsconf.BucketStatus); err != nil {
+		t.Fatal(err)
+	}
+	rec := status.Record{EventID: "evt_1", TenantID: "ten_a", Status: status.Delivered, Attempts: 1}
+	for _, tc := range []struct {
+		name     string
+		timeout  time.Duration
+		deadline time.Duration // of the caller's context; 0: none
+	}{
+		{"the recorder's timeout", 300 * time.Millisecond, 0},
+		{"the caller's deadline", 5 * time.Second, 300 * time.Millisecond},
+	} {
+		r, err := status.NewRecorder(js, tc.timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if tc.deadline > 0 {
+			cctx, cancel = context.WithTimeout(ctx, tc.deadline)
+		}
+		start := time.Now()
+		err = r.Record(cctx, rec)
+		took := time.Since(start)
+		cancel()
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) {
+			t.Errorf("%s: error %v, want one matching %v", tc.name, err, jetstream.ErrNoStreamResponse)
+		}
+		if took < 250*time.Millisecond || took > 2*time.Second {
+			t.Errorf("%s: the write gave up after %s, want about 300ms", tc.name, took)
+		}
+	}
+	// A caller that has given up already writes nothing.
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	r, _ := status.NewRecorder(js, time.Second)
+	if err := r.Record(done, rec); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled caller: error %v, want context.Canceled", err)
 	}
 }

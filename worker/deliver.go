@@ -160,8 +160,8 @@ func (w *Worker) readConfig(ctx context.Context, j *job) {
 	j.cfg, j.cfgErr = w.configs.WebhookConfig(cctx, j.ev.tenant)
 	cancel()
 	if j.cfgErr == nil {
-		if origin, ok := endpointOrigin(j.cfg.TargetURL); ok {
-			j.origin, j.ep = origin, endpointKey(origin)
+		if origin, ep, ok := w.endpointIDs.get(j.cfg.TargetURL); ok {
+			j.origin, j.ep = origin, ep
 		}
 	}
 }
@@ -384,19 +384,25 @@ func (w *Worker) finish(ctx context.Context, j *job, r result) {
 }
 
 // record writes the attempt and status record, trying again while the write fails (a
-// reconnect to NATS takes a moment) for up to statusWriteTimeout.
+// reconnect to NATS takes a moment) for up to statusWriteTimeout in all. The first try
+// is bounded by the recorder's own timeout (statusWriteTimeout), so the usual case, a
+// write that succeeds, needs no context of its own.
 func (w *Worker) record(ctx context.Context, rec status.Record, log []status.Attempt) error {
-	ctx, cancel := context.WithTimeout(ctx, statusWriteTimeout)
+	start := time.Now()
+	err := w.rec.Record(ctx, rec, log...)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	ctx, cancel := context.WithDeadline(ctx, start.Add(statusWriteTimeout))
 	defer cancel()
 	for {
-		err := w.rec.Record(ctx, rec, log...)
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
 		select {
 		case <-ctx.Done():
 			return err
 		case <-time.After(statusRetryDelay / 4):
+		}
+		if err = w.rec.Record(ctx, rec, log...); err == nil || ctx.Err() != nil {
+			return err
 		}
 	}
 }

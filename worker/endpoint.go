@@ -35,6 +35,40 @@ func endpointKey(origin string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// maxCachedEndpoints bounds endpointIDs; past it the cache starts over.
+const maxCachedEndpoints = 4096
+
+// endpointIDs remembers each target URL's origin and endpoint key, which every event
+// would otherwise parse and hash again. Bounded; safe for concurrent use.
+type endpointIDs struct {
+	mu sync.Mutex
+	m  map[string]endpointID
+}
+
+type endpointID struct {
+	origin, key string
+	ok          bool // false: the target has no origin (not a URL with a host)
+}
+
+// get returns target's origin (endpointOrigin) and its key (endpointKey).
+func (c *endpointIDs) get(target string) (origin, key string, ok bool) {
+	c.mu.Lock()
+	id, hit := c.m[target]
+	c.mu.Unlock()
+	if !hit {
+		if id.origin, id.ok = endpointOrigin(target); id.ok {
+			id.key = endpointKey(id.origin)
+		}
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= maxCachedEndpoints {
+			c.m = make(map[string]endpointID)
+		}
+		c.m[target] = id
+		c.mu.Unlock()
+	}
+	return id.origin, id.key, id.ok
+}
+
 // endpoints is the worker's table of endpoint breakers, and of the tenants whose
 // events it parked at each open endpoint (so a tenant's config change brings them
 // back).

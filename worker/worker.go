@@ -44,8 +44,10 @@ type Worker struct {
 	client    *fasthttp.Client
 	tenants   *tenants
 	endpoints *endpoints
-	pub       jetstream.JetStream // parked copies and events brought back
-	lateness  dueTimes
+	// endpointIDs is each target URL's origin and endpoint key, parsed once.
+	endpointIDs endpointIDs
+	pub         jetstream.JetStream // parked copies and events brought back
+	lateness    dueTimes
 	// Bound by Run: PARKED (parked copies are read back from it) and the status
 	// bucket (whether a parked copy is stale).
 	parked jetstream.Stream
@@ -189,19 +191,21 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.Warn("drain timeout: in-flight deliveries returned for redelivery", "count", n, "drainTimeout", w.cfg.DrainTimeout)
 		},
 	}
-	// Probes and bringing parked events back run beside the deliveries until Run
-	// returns (after the drain), and Run waits for them.
+	// Probes, bringing parked events back and InProgress signals run beside the
+	// deliveries until Run returns (after the drain), and Run waits for them.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	w.backgroundMu.Lock()
 	w.backgroundCtx = bgCtx
 	w.backgroundMu.Unlock()
-	proberDone := make(chan struct{})
+	proberDone, progressDone := make(chan struct{}), make(chan struct{})
 	go func() { w.runProber(bgCtx); close(proberDone) }()
+	go func() { w.runProgress(bgCtx); close(progressDone) }()
 	defer func() {
 		w.backgroundMu.Lock()
 		stopBackground() // under the lock: no bring-back starts after this
 		w.backgroundMu.Unlock()
 		<-proberDone
+		<-progressDone
 	}()
 	w.log.Info("worker consuming", "concurrency", w.cfg.Concurrency, "ackWait", cc.AckWait,
 		"maxDeliver", cc.MaxDeliver, "allowPrivateTargets", w.cfg.AllowPrivateTargets)
@@ -275,12 +279,14 @@ func (w *Worker) nakBuffered(iter jetstream.MessagesContext) int {
 
 // flight is a message being handled. Exactly one of the handler (its outcome) and the
 // shutdown (a nak) settles it; the mutex also stops InProgress signals once settled.
+// Its InProgress signals are sent by the worker's progress loop (runProgress), not by
+// a timer of its own: a delivery that ends within the interval costs no timer.
 type flight struct {
-	msg      jetstream.Msg
-	mu       sync.Mutex
-	done     bool
-	progress *time.Timer
-	every    time.Duration
+	msg   jetstream.Msg
+	mu    sync.Mutex
+	done  bool
+	every time.Duration // InProgress interval; 0 = none
+	next  time.Time     // when the next InProgress is due
 }
 
 // settle applies ack to the message unless it is already settled. It reports whether
@@ -292,9 +298,6 @@ func (f *flight) settle(ack func(jetstream.Msg) error) (bool, error) {
 		return false, nil
 	}
 	f.done = true
-	if f.progress != nil {
-		f.progress.Stop()
-	}
 	return true, ack(f.msg)
 }
 
@@ -305,39 +308,37 @@ func (f *flight) isSettled() bool {
 	return f.done
 }
 
-// keepAlive starts InProgress signals every every, unless they run already or the
-// message is settled.
+// keepAlive makes the message get InProgress signals every every, unless it gets them
+// already or is settled.
 func (f *flight) keepAlive(every time.Duration) {
 	if every <= 0 {
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.done || f.progress != nil {
+	if f.done || f.every > 0 {
 		return
 	}
-	f.every = every
-	f.progress = time.AfterFunc(every, f.inProgress)
+	f.every, f.next = every, time.Now().Add(every)
 }
 
-// inProgress tells the server the message is still being worked on, then re-arms.
-func (f *flight) inProgress() {
+// progress tells the server the message is still being worked on, if a signal is due
+// at now.
+func (f *flight) progress(now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.done {
+	if f.done || f.every <= 0 || now.Before(f.next) {
 		return
 	}
 	_ = f.msg.InProgress() // best effort: a lost signal only risks a duplicate
-	f.progress.Reset(f.every)
+	f.next = now.Add(f.every)
 }
 
-// track registers msg as in flight and starts its InProgress signals if needed.
+// track registers msg as in flight, with InProgress signals if handling may be long.
 func (w *Worker) track(msg jetstream.Msg) *flight {
 	f := &flight{msg: msg, every: w.progressEvery}
 	if f.every > 0 {
-		f.mu.Lock()
-		f.progress = time.AfterFunc(f.every, f.inProgress)
-		f.mu.Unlock()
+		f.next = time.Now().Add(f.every)
 	}
 	w.mu.Lock()
 	w.flights[f] = struct{}{}
@@ -345,13 +346,44 @@ func (w *Worker) track(msg jetstream.Msg) *flight {
 	return f
 }
 
+// progressTick is how often runProgress looks for due signals: a quarter of the
+// shortest interval, so a signal is at most that late (the intervals are a third of
+// the ack wait).
+func (w *Worker) progressTick() time.Duration {
+	every := w.waitingEvery
+	if w.progressEvery > 0 {
+		every = min(every, w.progressEvery)
+	}
+	return max(every/4, 10*time.Millisecond)
+}
+
+// runProgress sends the due InProgress signals of the tracked messages every
+// progressTick until ctx ends.
+func (w *Worker) runProgress(ctx context.Context) {
+	t := time.NewTicker(w.progressTick())
+	defer t.Stop()
+	var fs []*flight
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			w.mu.Lock()
+			fs = fs[:0]
+			for f := range w.flights {
+				fs = append(fs, f)
+			}
+			w.mu.Unlock()
+			for _, f := range fs {
+				f.progress(now)
+			}
+			clear(fs) // keep no settled flight alive until the next tick
+		}
+	}
+}
+
 // untrack forgets f; it settles nothing.
 func (w *Worker) untrack(f *flight) {
-	f.mu.Lock()
-	if f.progress != nil {
-		f.progress.Stop()
-	}
-	f.mu.Unlock()
 	w.mu.Lock()
 	delete(w.flights, f)
 	w.mu.Unlock()

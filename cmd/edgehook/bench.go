@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +46,7 @@ type benchOptions struct {
 	adminToken     string
 	receiverURL    string
 	natsMonitorURL string
+	systemPIDs     string
 	nats           natsOptions
 
 	// The self-started system takes `up`'s delivery settings.
@@ -56,7 +58,8 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	var o benchOptions
 	s := newSettings("bench", env.getenv, env.stderr)
 	s.String(&o.scenario, "scenario", "EDGEHOOK_BENCH_SCENARIO", "all",
-		"ingest, deliver, e2e, fairness, edge, batch or all; a comma-separated list, each optionally @rate (e.g. ingest@5000); "+
+		"ingest, deliver, e2e, pipeline, fairness, edge, batch or all; a comma-separated list, each optionally @rate (e.g. ingest@5000); "+
+			"pipeline is sustained ingest with delivery running, with CPU per delivered event of the processes --system-pid names; "+
 			"edge is ingest at an edge gateway and the hub sourcing it, against single-server ingest, on an in-process hub and edge; "+
 			"batch is POST /v1/events/batch of 100 events against single-event ingest in the same run")
 	s.Duration(&o.duration, "duration", "EDGEHOOK_BENCH_DURATION", bench.DefaultDuration, "measured window of each scenario")
@@ -79,6 +82,8 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	s.Secret(&o.adminToken, "admin-token", "EDGEHOOK_ADMIN_TOKEN", "admin API token of the running system")
 	s.String(&o.receiverURL, "receiver-url", "EDGEHOOK_RECEIVER_URL", "", "receiver of the running system, e.g. http://127.0.0.1:8090")
 	s.String(&o.natsMonitorURL, "nats-monitor-url", "EDGEHOOK_BENCH_NATS_MONITOR_URL", "", "HTTP monitoring of the running system's NATS server (its /varz memory is reported), e.g. http://127.0.0.1:8222")
+	s.String(&o.systemPIDs, "system-pid", "EDGEHOOK_BENCH_SYSTEM_PID", "",
+		"comma-separated process ids of the running system (e.g. the `edgehook up` process): the pipeline scenario reads their CPU time from /proc")
 	o.nats.register(s)
 	o.topo.Topology = natsconf.DefaultTopology() // settings not registered as flags keep their defaults
 	o.topo.register(s)
@@ -92,6 +97,9 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	cases, err := bench.ParseCases(o.scenario, o.rate)
 	if err != nil {
 		return usageError{err}
+	}
+	if o.systemPIDs != "" && o.apiURL == "" {
+		return usageError{errors.New("bench: --system-pid names the processes of a running system; it needs --api-url (a self-started system runs in the bench's process)")}
 	}
 	// The edge scenario starts its own hub and edge in this process: against a running
 	// system, all leaves it out and naming it is a mistake.
@@ -167,6 +175,10 @@ func (o benchOptions) target() (bench.Target, error) {
 	case o.receiverURL == "":
 		return bench.Target{}, usageError{errors.New("bench: --api-url needs --receiver-url (EDGEHOOK_RECEIVER_URL): the bench's tenants deliver there")}
 	}
+	procs, err := systemProcesses(o.systemPIDs)
+	if err != nil {
+		return bench.Target{}, err
+	}
 	var opts []nats.Option
 	switch {
 	case o.nats.creds != "":
@@ -182,7 +194,29 @@ func (o benchOptions) target() (bench.Target, error) {
 		NATSURL:        o.nats.url,
 		NATSOptions:    opts,
 		NATSMonitorURL: strings.TrimRight(o.natsMonitorURL, "/"),
+		Processes:      procs,
 	}, nil
+}
+
+// systemProcesses reads --system-pid: process ids, each named by its command and id.
+func systemProcesses(list string) ([]bench.Process, error) {
+	var out []bench.Process
+	for item := range strings.SplitSeq(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(item)
+		if err != nil || pid <= 0 {
+			return nil, usageError{fmt.Errorf("bench: --system-pid (EDGEHOOK_BENCH_SYSTEM_PID): %q is not a process id", item)}
+		}
+		name := "pid " + item
+		if comm, err := os.ReadFile("/proc/" + item + "/comm"); err == nil {
+			name = strings.TrimSpace(string(comm)) + " " + item
+		}
+		out = append(out, bench.Process{Name: name, PID: pid})
+	}
+	return out, nil
 }
 
 // localLauncher starts a fresh system per scenario, wired as `edgehook up` wires it:

@@ -11,14 +11,14 @@ func TestBenchSelfStartedPrintsOneJSONLinePerScenario(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // where the self-started systems keep their data
 	stdout, stderr, err := runArgs(t, nil, "bench",
-		"--scenario", "ingest,deliver,e2e@500,fairness@200,edge",
+		"--scenario", "ingest,deliver,e2e@500,pipeline@500,fairness@200,edge",
 		"--duration", "500ms", "--ceiling-duration", "300ms",
 		"--connections", "8", "--tenants", "2", "--backlog", "5000", "--parked", "2000", "--json")
 	if err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	want := []string{"ingest", "deliver", "e2e", "fairness", "edge"}
+	want := []string{"ingest", "deliver", "e2e", "pipeline", "fairness", "edge"}
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), stdout)
 	}
@@ -98,5 +98,21 @@ func TestBenchUsageMistakes(t *testing.T) {
 				t.Errorf("error %q does not mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestBenchSystemPIDNeedsARunningSystemAndProcessIDs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--scenario", "pipeline", "--system-pid", "1"}, "--api-url"},
+		{[]string{"bench", "--scenario", "pipeline", "--api-url", "http://127.0.0.1:1", "--admin-token", "t", "--receiver-url", "http://127.0.0.1:2",
+			"--system-pid", "12,up"}, `"up" is not a process id`},
+	} {
+		_, stderr, err := runArgs(t, nil, tc.args...)
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error()+stderr, tc.want) {
+			t.Errorf("%v: error %v (exit %d), want a usage error mentioning %s", tc.args, err, exitCode(err), tc.want)
+		}
 	}
 }
