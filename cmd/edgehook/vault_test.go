@@ -525,8 +525,11 @@ func TestRotationThroughTheReceiver(t *testing.T) {
 		}
 		return m
 	}
+	// The receiver listens on loopback, which the admin API refuses as a target unless
+	// told otherwise.
 	startCommand(t, with(map[string]string{"EDGEHOOK_ADMIN_ADDR": api, "EDGEHOOK_ADMIN_TOKEN": adminToken,
-		"VAULT_TOKEN": v.Token(t, vault.RoleAdmin, 0), "EDGEHOOK_ROTATION_WINDOW": "3s"}), "admin")
+		"VAULT_TOKEN": v.Token(t, vault.RoleAdmin, 0), "EDGEHOOK_ROTATION_WINDOW": "3s",
+		"EDGEHOOK_ALLOW_PRIVATE_TARGETS": "true"}), "admin")
 	startCommand(t, with(map[string]string{"EDGEHOOK_RECEIVER_ADDR": recv, "VAULT_TOKEN": v.Token(t, vault.RoleReceiver, 0),
 		"EDGEHOOK_CONFIG_CACHE_TTL": "1h"}), "receiver")
 	waitHTTP(t, "http://"+api+"/readyz")
