@@ -156,6 +156,10 @@ type vaultOptions struct {
 	mount        string
 	prefix       string
 	cacheTTL     time.Duration
+	// The AppRole mount's user lockout, as tuned in Vault (user_lockout_config).
+	lockoutThreshold    int
+	lockoutDuration     time.Duration
+	lockoutCounterReset time.Duration
 }
 
 func (o *vaultOptions) register(s *settings) {
@@ -169,6 +173,9 @@ func (o *vaultOptions) register(s *settings) {
 	s.String(&o.mount, "vault-mount", "EDGEHOOK_VAULT_MOUNT", vault.DefaultMount, "Vault KV v2 mount")
 	s.String(&o.prefix, "vault-prefix", "EDGEHOOK_VAULT_PREFIX", vault.DefaultPrefix, "path of webhook configs under the mount")
 	s.Duration(&o.cacheTTL, "config-cache-ttl", "EDGEHOOK_CONFIG_CACHE_TTL", 30*time.Second, "how long a tenant's webhook config is cached (changes made at the admin API are seen at once)")
+	s.Int(&o.lockoutThreshold, "vault-lockout-threshold", "EDGEHOOK_VAULT_LOCKOUT_THRESHOLD", vault.DefaultLockoutThreshold, "failed AppRole logins after which Vault locks the role id out (the mount's lockout_threshold); logins are spaced to stay below it")
+	s.Duration(&o.lockoutDuration, "vault-lockout-duration", "EDGEHOOK_VAULT_LOCKOUT_DURATION", vault.DefaultLockoutDuration, "how long Vault keeps a role id locked out (the mount's lockout_duration)")
+	s.Duration(&o.lockoutCounterReset, "vault-lockout-counter-reset", "EDGEHOOK_VAULT_LOCKOUT_COUNTER_RESET", vault.DefaultLockoutCounterReset, "how long without a failed login before Vault forgets earlier failures (the mount's lockout_counter_reset)")
 }
 
 // client opens the Vault client. It needs VAULT_ADDR. Readers that retry on their own
@@ -177,10 +184,19 @@ func (o vaultOptions) client(log *slog.Logger, retry bool) (*vault.Client, error
 	if o.addr == "" {
 		return nil, usageError{fmt.Errorf("VAULT_ADDR is not set: this component reads webhook configuration from Vault")}
 	}
+	switch {
+	case o.lockoutThreshold < 1:
+		return nil, usageError{fmt.Errorf("EDGEHOOK_VAULT_LOCKOUT_THRESHOLD (--vault-lockout-threshold) is %d: it must be at least 1, as Vault's lockout_threshold", o.lockoutThreshold)}
+	case o.lockoutDuration <= 0:
+		return nil, usageError{fmt.Errorf("EDGEHOOK_VAULT_LOCKOUT_DURATION (--vault-lockout-duration) must be positive")}
+	case o.lockoutCounterReset <= 0:
+		return nil, usageError{fmt.Errorf("EDGEHOOK_VAULT_LOCKOUT_COUNTER_RESET (--vault-lockout-counter-reset) must be positive")}
+	}
 	cfg := vault.ClientConfig{
 		Address: o.addr, Token: o.token, TokenFile: o.tokenFile,
 		RoleID: o.roleID, SecretID: o.secretID, SecretIDFile: o.secretIDFile, AppRoleMount: o.appRoleMount,
 		Mount: o.mount, Prefix: o.prefix, Log: log,
+		LockoutThreshold: o.lockoutThreshold, LockoutDuration: o.lockoutDuration, LockoutCounterReset: o.lockoutCounterReset,
 	}
 	if !retry {
 		cfg.MaxRetries = -1

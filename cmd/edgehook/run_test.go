@@ -30,6 +30,8 @@ func TestUsageMistakesExitTwoAndNameTheProblem(t *testing.T) {
 		{"bad log level", map[string]string{"EDGEHOOK_LOG_LEVEL": "loud"}, []string{"worker"}, "EDGEHOOK_LOG_LEVEL"},
 		{"worker without vault", nil, []string{"worker"}, "VAULT_ADDR"},
 		{"receiver without vault", nil, []string{"receiver"}, "VAULT_ADDR"},
+		{"lockout threshold under 1", map[string]string{"VAULT_ADDR": "http://127.0.0.1:1", "EDGEHOOK_VAULT_LOCKOUT_THRESHOLD": "0"}, []string{"worker"}, "EDGEHOOK_VAULT_LOCKOUT_THRESHOLD"},
+		{"lockout duration not positive", map[string]string{"VAULT_ADDR": "http://127.0.0.1:1", "EDGEHOOK_VAULT_LOCKOUT_DURATION": "0s"}, []string{"receiver"}, "EDGEHOOK_VAULT_LOCKOUT_DURATION"},
 		{"admin without token", nil, []string{"admin"}, "EDGEHOOK_ADMIN_TOKEN"},
 		{"admin without vault", map[string]string{"EDGEHOOK_ADMIN_TOKEN": "a-long-enough-admin-token"}, []string{"admin"}, "VAULT_ADDR"},
 		{"setup without target", nil, []string{"setup"}, "setup nats"},
