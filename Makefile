@@ -4,6 +4,9 @@ BIN := $(CURDIR)/bin
 NATS_SERVER_VERSION := v2.15.2
 NATSCLI_VERSION := v0.5.0
 FUZZTIME ?= 10s
+# Inputs that reach new code are minimized before they join the corpus; bounding that keeps
+# a short run from ending inside a minimization (reported as "context deadline exceeded").
+FUZZMINIMIZETIME ?= 1s
 export PATH := $(BIN):$(PATH)
 # Debian's headless Chromium, for the console's browser tests.
 CHROMIUM := /usr/bin/chromium
@@ -66,11 +69,11 @@ test-vault:
 	$(GO) test -count=1 ./vault/...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzIngestBody$$' -fuzztime $(FUZZTIME) ./gateway
-	$(GO) test -run '^$$' -fuzz '^FuzzBatchBody$$' -fuzztime $(FUZZTIME) ./gateway
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./webhook
-	$(GO) test -run '^$$' -fuzz '^FuzzReceiverRequest$$' -fuzztime $(FUZZTIME) ./receiver
-	$(GO) test -run '^$$' -fuzz '^FuzzAdminRequest$$' -fuzztime $(FUZZTIME) ./admin
+	$(GO) test -run '^$$' -fuzz '^FuzzIngestBody$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzBatchBody$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzReceiverRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./receiver
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./admin
 
 ## bench: the standard benchmark set (`edgehook bench --scenario all`) on a self-started
 ## system, each figure next to its ceiling measured in the same run; prints the table
