@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/edgehook/edgehook/identity"
-	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
 )
 
@@ -52,19 +49,7 @@ func TestEdgeBatchWhileTheHubIsAway(t *testing.T) {
 		}
 	}
 
-	e.link.Heal()
-	e.eventually(90*time.Second, "hub has sourced every event after the heal", func() bool {
-		return e.metric("edgehook_edge_sourcing_lag_messages") == "0" && e.metric("edgehook_edge_hub_link_up") == "1"
-	})
-	st, err := e.hubJS.Stream(ctx, natsconf.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(natsconf.EventSubject(tn.TenantID)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := info.State.Subjects[natsconf.EventSubject(tn.TenantID)]; got != 21 {
+	if got := e.healAndCountAtHub(tn.TenantID); got != 21 {
 		t.Errorf("hub EVENTS holds %d of the tenant's events, want 21 (the probe and the batch once)", got)
 	}
 }

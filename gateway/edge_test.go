@@ -129,6 +129,27 @@ func (e *edgeEnv) metric(name string) string {
 	return ""
 }
 
+// healAndCountAtHub heals the leaf link, waits until the hub has sourced everything the
+// edge stored (lag 0, link up), and returns how many of tenantID's events EVENTS holds.
+func (e *edgeEnv) healAndCountAtHub(tenantID string) uint64 {
+	e.t.Helper()
+	e.link.Heal()
+	e.eventually(90*time.Second, "hub has sourced every event after the heal", func() bool {
+		return e.metric("edgehook_edge_sourcing_lag_messages") == "0" && e.metric("edgehook_edge_hub_link_up") == "1"
+	})
+	ctx := context.Background()
+	st, err := e.hubJS.Stream(ctx, natsconf.StreamEvents)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	subject := natsconf.EventSubject(tenantID)
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.Subjects[subject]
+}
+
 // eventStatus returns the status GET /v1/events/{id} answers at the edge.
 func (e *edgeEnv) eventStatus(key, id string) (int, string) {
 	e.t.Helper()
@@ -187,19 +208,7 @@ func TestEdgeGatewayAcceptsWhileTheHubIsAway(t *testing.T) {
 		return err == nil && lag >= len(during)
 	})
 
-	e.link.Heal()
-	e.eventually(90*time.Second, "hub has sourced every event after the heal", func() bool {
-		return e.metric("edgehook_edge_sourcing_lag_messages") == "0" && e.metric("edgehook_edge_hub_link_up") == "1"
-	})
-	st, err := e.hubJS.Stream(ctx, natsconf.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(natsconf.EventSubject(tn.TenantID)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := info.State.Subjects[natsconf.EventSubject(tn.TenantID)]; got != 22 {
+	if got := e.healAndCountAtHub(tn.TenantID); got != 22 {
 		t.Errorf("hub EVENTS holds %d of the tenant's events on %s, want 22", got, natsconf.EventSubject(tn.TenantID))
 	}
 
