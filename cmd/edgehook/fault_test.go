@@ -497,16 +497,49 @@ type faultEndpoint struct {
 	answer func(n int) (int, time.Duration)
 	n      atomic.Int64 // verified requests
 
-	mu        sync.Mutex
-	accepted  map[string]int         // webhook-id -> 2xx answers
-	okAt      map[string][]time.Time // webhook-id -> when each 2xx answer was given
-	nonces    map[string]string      // webhook-id -> nonce of its body
-	idsOf     map[string][]string    // nonce -> the webhook-ids that carried it
-	codes     map[int]int            // answers given, by status code
-	cutOff    map[string]int         // webhook-id -> requests the worker left before the answer
+	mu       sync.Mutex
+	accepted map[string]int         // webhook-id -> 2xx answers
+	okAt     map[string][]time.Time // webhook-id -> when each 2xx answer was given
+	signedLog
+	idsOf    map[string][]string // nonce -> the webhook-ids that carried it
+	codes    map[int]int         // answers given, by status code
+	cutOff   map[string]int      // webhook-id -> requests the worker left before the answer
+	inFlight atomic.Int64
+}
+
+// signedLog is what a test endpoint records of the webhooks it is sent: the nonce of
+// each webhook-id's body, the ids that came with two different bodies, and the requests
+// whose signature failed. The endpoint's own mutex guards it.
+type signedLog struct {
+	nonces    map[string]string // webhook-id -> nonce of its body
 	badSigs   int
 	conflicts []string // webhook-ids that came with two different bodies
-	inFlight  atomic.Int64
+}
+
+// verify reads r's body and checks its Standard Webhooks signature against secret,
+// holding mu (the endpoint's lock over l). A bad signature is counted and answered 401,
+// and ok is false; a good one has the nonce of its body recorded against its id.
+func (l *signedLog) verify(mu *sync.Mutex, secret webhook.Secret, w http.ResponseWriter, r *http.Request) (id, nonce string, ok bool) {
+	body, _ := io.ReadAll(r.Body)
+	id = r.Header.Get(webhook.HeaderID)
+	err := webhook.Verify(id, r.Header.Get(webhook.HeaderTimestamp), r.Header.Get(webhook.HeaderSignature), body, time.Now(), webhook.DefaultTolerance, secret)
+	var ev struct{ Nonce string }
+	_ = json.Unmarshal(body, &ev)
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		l.badSigs++
+		w.WriteHeader(http.StatusUnauthorized)
+		return id, "", false
+	}
+	if l.nonces == nil {
+		l.nonces = map[string]string{}
+	}
+	if prev, seen := l.nonces[id]; seen && prev != ev.Nonce {
+		l.conflicts = append(l.conflicts, id)
+	}
+	l.nonces[id] = ev.Nonce
+	return id, ev.Nonce, true
 }
 
 func newFaultEndpoint(t *testing.T, secret webhook.Secret, answer func(n int) (int, time.Duration)) *faultEndpoint {
@@ -541,9 +574,6 @@ func (ep *faultEndpoint) makeMaps() {
 	if ep.okAt == nil {
 		ep.okAt = map[string][]time.Time{}
 	}
-	if ep.nonces == nil {
-		ep.nonces = map[string]string{}
-	}
 	if ep.idsOf == nil {
 		ep.idsOf = map[string][]string{}
 	}
@@ -555,25 +585,14 @@ func (ep *faultEndpoint) makeMaps() {
 func (ep *faultEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	ep.inFlight.Add(1)
 	defer ep.inFlight.Add(-1)
-	body, _ := io.ReadAll(r.Body)
-	id := r.Header.Get(webhook.HeaderID)
-	if webhook.Verify(id, r.Header.Get(webhook.HeaderTimestamp), r.Header.Get(webhook.HeaderSignature), body, time.Now(), webhook.DefaultTolerance, ep.secret) != nil {
-		ep.mu.Lock()
-		ep.badSigs++
-		ep.mu.Unlock()
-		w.WriteHeader(http.StatusUnauthorized)
+	id, nonce, ok := ep.verify(&ep.mu, ep.secret, w, r)
+	if !ok {
 		return
 	}
-	var ev struct{ Nonce string }
-	_ = json.Unmarshal(body, &ev)
 	ep.mu.Lock()
 	ep.makeMaps()
-	if prev, ok := ep.nonces[id]; ok && prev != ev.Nonce {
-		ep.conflicts = append(ep.conflicts, id)
-	}
-	ep.nonces[id] = ev.Nonce
-	if !slices.Contains(ep.idsOf[ev.Nonce], id) {
-		ep.idsOf[ev.Nonce] = append(ep.idsOf[ev.Nonce], id)
+	if !slices.Contains(ep.idsOf[nonce], id) {
+		ep.idsOf[nonce] = append(ep.idsOf[nonce], id)
 	}
 	ep.mu.Unlock()
 	code, hang := ep.answer(int(ep.n.Add(1)))

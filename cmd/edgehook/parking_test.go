@@ -265,16 +265,14 @@ type parkingEndpoint struct {
 	secret webhook.Secret
 	first  atomic.Int64 // unix nanoseconds of its first request
 
-	mu        sync.Mutex
-	ok        map[string]int       // webhook-id -> 2xx answers
-	firstOK   map[string]time.Time // webhook-id -> its first 2xx answer
-	nonces    map[string]string    // webhook-id -> nonce of its body
-	badSigs   int
-	conflicts []string // webhook-ids that came with two different bodies
+	mu      sync.Mutex
+	ok      map[string]int       // webhook-id -> 2xx answers
+	firstOK map[string]time.Time // webhook-id -> its first 2xx answer
+	signedLog
 }
 
 func newParkingEndpoint(t *testing.T, live bool) *parkingEndpoint {
-	ep := &parkingEndpoint{ok: map[string]int{}, firstOK: map[string]time.Time{}, nonces: map[string]string{}}
+	ep := &parkingEndpoint{ok: map[string]int{}, firstOK: map[string]time.Time{}}
 	ep.srv = httptest.NewUnstartedServer(http.HandlerFunc(ep.serve))
 	ep.addr = ep.srv.Listener.Addr().String()
 	if live {
@@ -300,22 +298,11 @@ func (ep *parkingEndpoint) revive(t *testing.T) {
 
 func (ep *parkingEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	ep.first.CompareAndSwap(0, time.Now().UnixNano())
-	body, _ := io.ReadAll(r.Body)
-	id := r.Header.Get(webhook.HeaderID)
-	if webhook.Verify(id, r.Header.Get(webhook.HeaderTimestamp), r.Header.Get(webhook.HeaderSignature), body, time.Now(), webhook.DefaultTolerance, ep.secret) != nil {
-		ep.mu.Lock()
-		ep.badSigs++
-		ep.mu.Unlock()
-		w.WriteHeader(http.StatusUnauthorized)
+	id, _, ok := ep.verify(&ep.mu, ep.secret, w, r)
+	if !ok {
 		return
 	}
-	var ev struct{ Nonce string }
-	_ = json.Unmarshal(body, &ev)
 	ep.mu.Lock()
-	if prev, ok := ep.nonces[id]; ok && prev != ev.Nonce {
-		ep.conflicts = append(ep.conflicts, id)
-	}
-	ep.nonces[id] = ev.Nonce
 	ep.ok[id]++
 	if _, ok := ep.firstOK[id]; !ok {
 		ep.firstOK[id] = time.Now()
