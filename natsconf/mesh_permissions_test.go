@@ -30,16 +30,12 @@ type mesh struct {
 	hubNodes []*natsproc.Server
 }
 
-// freePorts returns n distinct free ports.
+// freePorts returns n free ports (distinct: see natsproc.FreePort).
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	seen := map[int]bool{}
-	var ports []int
-	for len(ports) < n {
-		if p := natsproc.FreePort(t); !seen[p] {
-			seen[p] = true
-			ports = append(ports, p)
-		}
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = natsproc.FreePort(t)
 	}
 	return ports
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -61,16 +62,36 @@ func IsExecutable(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
+// handedOut holds every port FreePort has returned in this process. The kernel may give
+// a closed listener's port to the next listener on port 0, so two calls in a row can
+// return the same port: a test that asks for a hub node's client and monitor ports would
+// then get one port twice.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (it listens on
-// port 0, closes the listener and returns the port it got).
+// port 0, closes the listener and returns the port it got), and that no earlier call in
+// this process returned.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("natsproc: free port: %v", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 1000 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("natsproc: free port: %v", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("natsproc: free port: 1000 listeners in a row got ports handed out before")
+	return 0
 }
 
 // Eventually calls cond every interval until it returns nil, and fails the test with

@@ -329,3 +329,16 @@ func runAsTest(_ *fakeTB, fn func()) {
 	}()
 	<-done
 }
+
+// TestFreePortNeverRepeats asks for many ports in a row, as a mesh test does for its
+// nodes' client, cluster, leaf and monitor ports, and wants no port twice.
+func TestFreePortNeverRepeats(t *testing.T) {
+	seen := map[int]bool{}
+	for i := range 500 {
+		p := natsproc.FreePort(t)
+		if seen[p] {
+			t.Fatalf("call %d returned port %d again", i+1, p)
+		}
+		seen[p] = true
+	}
+}
