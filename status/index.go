@@ -1,0 +1,239 @@
+package status
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The index lists a tenant's events newest first without a round trip per page: it
+// holds, per tenant, the current record of each event in memory, loaded and kept live
+// by one watch of the tenant's records in the status bucket. The watch is an ordered
+// consumer with DeliverLastPerSubject on $KV.status.<tenantId>.* (records only: the
+// attempt entries have one more token), so its initial load is the current record of
+// every event; afterwards it delivers new events and status changes, and deletes,
+// purges and the server's expiry markers, which remove an event. Records that expire
+// without a marker (the bucket's TTL) are dropped by Run once they are older than
+// the TTL.
+//
+// It is bounded: at most IndexConfig.MaxTenants tenants are indexed at once (the
+// least recently used one is dropped to start another), a tenant's index is dropped
+// when no one has read it for IndexConfig.IdleTimeout, and it holds at most
+// IndexConfig.MaxEvents events, the newest by CreatedAt.
+
+// Defaults of IndexConfig.
+const (
+	DefaultIndexMaxTenants  = 64
+	DefaultIndexMaxEvents   = 200_000
+	DefaultIndexIdleTimeout = 10 * time.Minute
+	// DefaultIndexLoadTimeout bounds how long a read waits for a tenant's first load.
+	DefaultIndexLoadTimeout = 30 * time.Second
+)
+
+// ErrIndexInvalid is wrapped by the errors of a bad query (a malformed cursor, an
+// unknown status).
+var ErrIndexInvalid = errors.New("status: invalid index query")
+
+// ErrIndexClosed is returned by reads after Run has returned.
+var ErrIndexClosed = errors.New("status: index closed")
+
+// IndexConfig bounds an Index. Zero values take the defaults.
+type IndexConfig struct {
+	// MaxTenants is how many tenants are indexed at once (default 64).
+	MaxTenants int
+	// MaxEvents is how many of a tenant's newest events are indexed (default 200,000).
+	MaxEvents int
+	// IdleTimeout is how long a tenant's index lives without a read (default 10m).
+	IdleTimeout time.Duration
+	// LoadTimeout bounds a read's wait for a tenant's first load (default 30s).
+	LoadTimeout time.Duration
+}
+
+func (c IndexConfig) withDefaults() (IndexConfig, error) {
+	switch {
+	case c.MaxTenants < 0:
+		return c, fmt.Errorf("status: index MaxTenants must be positive, got %d", c.MaxTenants)
+	case c.MaxEvents < 0:
+		return c, fmt.Errorf("status: index MaxEvents must be positive, got %d", c.MaxEvents)
+	case c.IdleTimeout < 0:
+		return c, fmt.Errorf("status: index IdleTimeout must be positive, got %s", c.IdleTimeout)
+	case c.LoadTimeout < 0:
+		return c, fmt.Errorf("status: index LoadTimeout must be positive, got %s", c.LoadTimeout)
+	}
+	if c.MaxTenants == 0 {
+		c.MaxTenants = DefaultIndexMaxTenants
+	}
+	if c.MaxEvents == 0 {
+		c.MaxEvents = DefaultIndexMaxEvents
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIndexIdleTimeout
+	}
+	if c.LoadTimeout == 0 {
+		c.LoadTimeout = DefaultIndexLoadTimeout
+	}
+	return c, nil
+}
+
+// Index is the per-tenant, in-memory, newest-first index of the status bucket. Create
+// it with NewIndex and call Run; reads start a tenant's watch when they need it.
+type Index struct {
+	kv  jetstream.KeyValue
+	cfg IndexConfig
+	log *slog.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context // Run's; nil before Run, done after
+	tenants map[string]*list.Element
+	lru     *list.List // of *tenantIndex, most recently used first
+	ttl     time.Duration
+}
+
+// NewIndex returns an index of the status bucket kv.
+func NewIndex(kv jetstream.KeyValue, cfg IndexConfig, log *slog.Logger) (*Index, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Index{kv: kv, cfg: cfg, log: log.With("component", "status-index"),
+		tenants: make(map[string]*list.Element), lru: list.New()}, nil
+}
+
+// Run serves the index until ctx is cancelled: it drops idle tenants and records past
+// the bucket's TTL once a minute (or more often for a short IdleTimeout), and stops
+// every watch when it returns.
+func (ix *Index) Run(ctx context.Context) error {
+	ix.mu.Lock()
+	ix.ctx = ctx
+	ix.mu.Unlock()
+	defer ix.closeAll()
+	if st, err := ix.kv.Status(ctx); err == nil {
+		ix.mu.Lock()
+		ix.ttl = st.TTL()
+		ix.mu.Unlock()
+	} else if ctx.Err() == nil {
+		ix.log.Warn("status bucket TTL unknown; expired records leave the index only by marker", "error", err)
+	}
+	tick := time.NewTicker(min(time.Minute, max(ix.cfg.IdleTimeout/4, 10*time.Millisecond)))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			ix.sweep(now)
+		}
+	}
+}
+
+func (ix *Index) closeAll() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for e := ix.lru.Front(); e != nil; e = e.Next() {
+		e.Value.(*tenantIndex).stop()
+	}
+	ix.lru.Init()
+	clear(ix.tenants)
+}
+
+// sweep drops the tenants nobody read for IdleTimeout and, with a known TTL, the
+// records older than it.
+func (ix *Index) sweep(now time.Time) {
+	ix.mu.Lock()
+	var live []*tenantIndex
+	for e := ix.lru.Back(); e != nil; {
+		prev := e.Prev()
+		t := e.Value.(*tenantIndex)
+		if now.Sub(t.lastUsed) >= ix.cfg.IdleTimeout {
+			ix.dropLocked(e)
+		} else {
+			live = append(live, t)
+		}
+		e = prev
+	}
+	ttl := ix.ttl
+	ix.mu.Unlock()
+	if ttl > 0 {
+		for _, t := range live {
+			t.expire(now.Add(-ttl))
+		}
+	}
+}
+
+func (ix *Index) dropLocked(e *list.Element) {
+	t := e.Value.(*tenantIndex)
+	t.stop()
+	ix.lru.Remove(e)
+	delete(ix.tenants, t.tenant)
+	ix.log.Debug("tenant index dropped", "tenant", t.tenant)
+}
+
+// Tenants returns how many tenants are indexed now.
+func (ix *Index) Tenants() int {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.lru.Len()
+}
+
+// tenant returns tenantID's index once its first load is complete, starting its watch
+// if need be.
+func (ix *Index) tenant(ctx context.Context, tenantID string) (*tenantIndex, error) {
+	if !validToken(tenantID) {
+		return nil, fmt.Errorf("%w: tenant id", ErrIndexInvalid)
+	}
+	ix.mu.Lock()
+	if ix.ctx == nil || ix.ctx.Err() != nil {
+		ix.mu.Unlock()
+		return nil, ErrIndexClosed
+	}
+	var t *tenantIndex
+	if e, ok := ix.tenants[tenantID]; ok {
+		ix.lru.MoveToFront(e)
+		t = e.Value.(*tenantIndex)
+	} else {
+		for ix.lru.Len() >= ix.cfg.MaxTenants {
+			ix.dropLocked(ix.lru.Back())
+		}
+		t = newTenantIndex(tenantID, ix.cfg.MaxEvents)
+		ix.tenants[tenantID] = ix.lru.PushFront(t)
+		tctx, cancel := context.WithCancel(ix.ctx)
+		t.cancel = cancel
+		go t.run(tctx, ix.kv, ix.log)
+	}
+	t.lastUsed = time.Now()
+	ix.mu.Unlock()
+
+	wctx, cancel := context.WithTimeout(ctx, ix.cfg.LoadTimeout)
+	defer cancel()
+	select {
+	case <-t.loaded:
+	case <-t.done:
+	case <-wctx.Done():
+		return nil, fmt.Errorf("status: index of tenant %s still loading: %w", tenantID, wctx.Err())
+	}
+	if err := t.failure(); err != nil {
+		ix.mu.Lock()
+		if e, ok := ix.tenants[tenantID]; ok && e.Value == t {
+			ix.dropLocked(e) // the next read starts over
+		}
+		ix.mu.Unlock()
+		return nil, err
+	}
+	return t, nil
+}
+
+// Warm starts tenantID's index and waits for its first load, so the first page a
+// person opens does not wait for it.
+func (ix *Index) Warm(ctx context.Context, tenantID string) error {
+	_, err := ix.tenant(ctx, tenantID)
+	return err
+}
