@@ -151,13 +151,17 @@ func Permissions(c Component, site Site) *server.Permissions {
 	case c == Gateway:
 		// Read identity (watch + direct reads), publish events and replay requests,
 		// record "queued" and read statuses and attempt logs, relay tenants' endpoint
-		// and key requests to the admin API. No Vault, no EVENTS or DLQ reads, no
+		// and key requests to the admin API. For the portal: watch statuses (its
+		// events index) and see how many of a tenant's events are parked (stream info
+		// of PARKED, never its messages). No Vault, no EVENTS, DLQ or PARKED reads, no
 		// identity writes.
 		pub = append(pub, EventsSubjectPrefix+"*", ReplaySubjectPrefix+"*", AdminTenantSubject)
 		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
 		pub = append(pub, kvWatch(BucketIdentity)...)
 		pub = append(pub, kvRead(localAPI, BucketStatus)...)
 		pub = append(pub, kvWrite(BucketStatus)...)
+		pub = append(pub, kvWatch(BucketStatus)...)
+		pub = append(pub, localAPI+".STREAM.INFO."+StreamParked)
 	case c == Admin:
 		// Read and write identity, announce config changes, answer relayed tenant
 		// requests (replies through allow_responses only). No events, no statuses.
