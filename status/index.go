@@ -88,8 +88,10 @@ type Index struct {
 	cfg IndexConfig
 	log *slog.Logger
 
+	ctx    context.Context // the watches'; cancelled when Run returns
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
-	ctx     context.Context // Run's; nil before Run, done after
 	tenants map[string]*list.Element
 	lru     *list.List // of *tenantIndex, most recently used first
 	ttl     time.Duration
@@ -104,18 +106,18 @@ func NewIndex(kv jetstream.KeyValue, cfg IndexConfig, log *slog.Logger) (*Index,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Index{kv: kv, cfg: cfg, log: log.With("component", "status-index"),
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Index{kv: kv, cfg: cfg, log: log.With("component", "status-index"), ctx: ctx, cancel: cancel,
 		tenants: make(map[string]*list.Element), lru: list.New()}, nil
 }
 
 // Run serves the index until ctx is cancelled: it drops idle tenants and records past
 // the bucket's TTL once a minute (or more often for a short IdleTimeout), and stops
-// every watch when it returns.
+// every watch when it returns; later reads are ErrIndexClosed. Reads may start
+// before Run, but only Run ends their watches.
 func (ix *Index) Run(ctx context.Context) error {
-	ix.mu.Lock()
-	ix.ctx = ctx
-	ix.mu.Unlock()
 	defer ix.closeAll()
+	defer ix.cancel()
 	if st, err := ix.kv.Status(ctx); err == nil {
 		ix.mu.Lock()
 		ix.ttl = st.TTL()
@@ -191,7 +193,7 @@ func (ix *Index) tenant(ctx context.Context, tenantID string) (*tenantIndex, err
 		return nil, fmt.Errorf("%w: tenant id", ErrIndexInvalid)
 	}
 	ix.mu.Lock()
-	if ix.ctx == nil || ix.ctx.Err() != nil {
+	if ix.ctx.Err() != nil {
 		ix.mu.Unlock()
 		return nil, ErrIndexClosed
 	}
