@@ -8,7 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/edgehook/edgehook/console/consoletest"
+	"github.com/edgehook/edgehook/gateway"
+	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
 )
 
@@ -171,5 +175,52 @@ func TestEdgeGatewaySendsTenantsToTheHubsPortal(t *testing.T) {
 	r := e.do("GET", "/portal/", "", "")
 	if r.code != http.StatusNotFound || !strings.Contains(string(r.body), "served by the hub") {
 		t.Errorf("an edge's /portal/: %d\n%s", r.code, r.body)
+	}
+}
+
+func TestPortalShowsTheBreakerOpenWhileEventsAreParked(t *testing.T) {
+	e := start(t, options{})
+	a := e.createTenant(`{"targetUrl":"https://alpha.example/hook"}`)
+	b := e.createTenant(`{"targetUrl":"https://beta.example/hook"}`)
+	c := consoletest.NewClient(t, e.base)
+	c.MustSignIn("/portal/", "key", a.APIKey, "events")
+	if p := c.Get("/portal/endpoint"); !strings.Contains(p.Body, "breaker-closed") {
+		t.Fatalf("no parked copies, the breaker shows:\n%s", p.Body)
+	}
+	// Another tenant's parked copy does not open this tenant's breaker; its own does.
+	park := func(tenantID string) {
+		t.Helper()
+		m := nats.NewMsg(natsconf.ParkedSubject("0123456789abcdef", tenantID, "evt_parked"))
+		m.Data = []byte(`{}`)
+		if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	park(b.TenantID)
+	if p := c.Get("/portal/endpoint"); !strings.Contains(p.Body, "breaker-closed") {
+		t.Errorf("another tenant's parked copy opens the breaker:\n%s", p.Body)
+	}
+	park(a.TenantID)
+	if p := c.Get("/portal/endpoint"); !strings.Contains(p.Body, "breaker-open") {
+		t.Errorf("with a parked copy the breaker shows:\n%s", p.Body)
+	}
+}
+
+func TestPortalSaysWhenOlderEventsAreNotListed(t *testing.T) {
+	e := start(t, options{cfg: gateway.Config{Portal: gateway.PortalConfig{Index: status.IndexConfig{MaxEvents: 2}}}})
+	a := e.createTenant(`{"targetUrl":"https://alpha.example/hook"}`)
+	var ids []string
+	for range 3 {
+		id, _ := e.ingest(a.APIKey, `{"type":"t"}`)
+		ids = append(ids, id)
+	}
+	c := consoletest.NewClient(t, e.base)
+	c.MustSignIn("/portal/", "key", a.APIKey, "events")
+	p := waitPage(t, c, "/portal/events", "Older events are not listed")
+	if !strings.Contains(p.Body, ids[2]) || !strings.Contains(p.Body, ids[1]) || strings.Contains(p.Body, ids[0]) {
+		t.Errorf("with room for 2 events the list shows:\n%s", p.Body)
+	}
+	if ev := c.Get("/portal/events/" + ids[0]); ev.Status != http.StatusOK {
+		t.Errorf("an event older than the index is not readable by id: %d", ev.Status)
 	}
 }
