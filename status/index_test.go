@@ -27,7 +27,12 @@ type indexFixture struct {
 
 func startIndex(t testing.TB, cfg status.IndexConfig) *indexFixture {
 	t.Helper()
-	srv := natstest.Start(t, nil)
+	return startIndexWith(t, cfg, nil)
+}
+
+func startIndexWith(t testing.TB, cfg status.IndexConfig, topo func(*natsconf.Topology)) *indexFixture {
+	t.Helper()
+	srv := natstest.Start(t, topo)
 	js := srv.JetStream(t)
 	kv, err := js.KeyValue(context.Background(), natsconf.BucketStatus)
 	if err != nil {
@@ -274,4 +279,27 @@ func TestIndexCountsOutcomesPerStep(t *testing.T) {
 	if len(steps) != 12 || created != 3 || delivered != 1 || failed != 1 {
 		t.Errorf("%d steps, %d created, %d delivered, %d failed; want 12, 3, 1, 1", len(steps), created, delivered, failed)
 	}
+}
+
+func TestIndexDropsRecordsTheBucketsTTLExpired(t *testing.T) {
+	f := startIndexWith(t, status.IndexConfig{IdleTimeout: 400 * time.Millisecond}, func(topo *natsconf.Topology) {
+		topo.Retention, topo.DuplicateWindow, topo.ReceivedDuplicateWindow = 2*time.Second, time.Second, time.Second
+		topo.RetrySchedule, topo.MaxDeliver, topo.HTTPTimeout = []time.Duration{10 * time.Millisecond}, 2, 100*time.Millisecond
+	})
+	f.put(t, "ten_a", "evt_1", "t", status.Delivered, base)
+	if got, _ := f.ids(t, "ten_a", status.IndexQuery{Limit: 10}); !slices.Equal(got, []string{"evt_1"}) {
+		t.Fatalf("before expiry: %q", got)
+	}
+	waitIndex(t, "expired record dropped", func() error {
+		if got, _ := f.ids(t, "ten_a", status.IndexQuery{Limit: 10}); len(got) != 0 {
+			return fmt.Errorf("still listed: %q", got)
+		}
+		return nil
+	})
+	waitIndex(t, "the bucket expired it too", func() error {
+		if _, err := f.store.Get(context.Background(), "ten_a", "evt_1"); !errors.Is(err, status.ErrNotFound) {
+			return fmt.Errorf("the bucket still holds the record: %v", err)
+		}
+		return nil
+	})
 }
