@@ -84,21 +84,35 @@ func (c IndexConfig) withDefaults() (IndexConfig, error) {
 // Index is the per-tenant, in-memory, newest-first index of the status bucket. Create
 // it with NewIndex and call Run; reads start a tenant's watch when they need it.
 type Index struct {
-	kv  jetstream.KeyValue
-	cfg IndexConfig
-	log *slog.Logger
+	bind func(context.Context) (jetstream.KeyValue, error)
+	cfg  IndexConfig
+	log  *slog.Logger
 
 	ctx    context.Context // the watches'; cancelled when Run returns
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
+	kv      jetstream.KeyValue // nil until bound
 	tenants map[string]*list.Element
 	lru     *list.List // of *tenantIndex, most recently used first
 	ttl     time.Duration
+	ttlRead bool
 }
 
 // NewIndex returns an index of the status bucket kv.
 func NewIndex(kv jetstream.KeyValue, cfg IndexConfig, log *slog.Logger) (*Index, error) {
+	ix, err := NewLazyIndex(func(context.Context) (jetstream.KeyValue, error) { return kv, nil }, cfg, log)
+	if ix != nil {
+		ix.kv = kv
+	}
+	return ix, err
+}
+
+// NewLazyIndex returns an index of the bucket bind returns, called at the first read
+// and again at each read until it succeeds: an edge gateway indexes the hub's status
+// bucket through one, so it starts, and keeps serving, while the hub cannot be
+// reached.
+func NewLazyIndex(bind func(context.Context) (jetstream.KeyValue, error), cfg IndexConfig, log *slog.Logger) (*Index, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -107,7 +121,7 @@ func NewIndex(kv jetstream.KeyValue, cfg IndexConfig, log *slog.Logger) (*Index,
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Index{kv: kv, cfg: cfg, log: log.With("component", "status-index"), ctx: ctx, cancel: cancel,
+	return &Index{bind: bind, cfg: cfg, log: log.With("component", "status-index"), ctx: ctx, cancel: cancel,
 		tenants: make(map[string]*list.Element), lru: list.New()}, nil
 }
 
@@ -118,13 +132,6 @@ func NewIndex(kv jetstream.KeyValue, cfg IndexConfig, log *slog.Logger) (*Index,
 func (ix *Index) Run(ctx context.Context) error {
 	defer ix.closeAll()
 	defer ix.cancel()
-	if st, err := ix.kv.Status(ctx); err == nil {
-		ix.mu.Lock()
-		ix.ttl = st.TTL()
-		ix.mu.Unlock()
-	} else if ctx.Err() == nil {
-		ix.log.Warn("status bucket TTL unknown; expired records leave the index only by marker", "error", err)
-	}
 	tick := time.NewTicker(min(time.Minute, max(ix.cfg.IdleTimeout/4, 10*time.Millisecond)))
 	defer tick.Stop()
 	for {
@@ -145,6 +152,32 @@ func (ix *Index) closeAll() {
 	}
 	ix.lru.Init()
 	clear(ix.tenants)
+}
+
+// bucket returns the index's bucket, binding it (and reading its TTL) if need be.
+func (ix *Index) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	ix.mu.Lock()
+	kv, ttlRead := ix.kv, ix.ttlRead
+	ix.mu.Unlock()
+	if kv == nil {
+		var err error
+		if kv, err = ix.bind(ctx); err != nil {
+			return nil, fmt.Errorf("status: index bucket: %w", err)
+		}
+	}
+	var ttl time.Duration
+	if !ttlRead {
+		if st, err := kv.Status(ctx); err == nil {
+			ttl, ttlRead = st.TTL(), true
+		}
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.kv = kv
+	if ttlRead && !ix.ttlRead {
+		ix.ttl, ix.ttlRead = ttl, true
+	}
+	return kv, nil
 }
 
 // sweep drops the tenants nobody read for IdleTimeout and, with a known TTL, the
@@ -192,6 +225,10 @@ func (ix *Index) tenant(ctx context.Context, tenantID string) (*tenantIndex, err
 	if !validToken(tenantID) {
 		return nil, fmt.Errorf("%w: tenant id", ErrIndexInvalid)
 	}
+	kv, err := ix.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ix.mu.Lock()
 	if ix.ctx.Err() != nil {
 		ix.mu.Unlock()
@@ -209,7 +246,7 @@ func (ix *Index) tenant(ctx context.Context, tenantID string) (*tenantIndex, err
 		ix.tenants[tenantID] = ix.lru.PushFront(t)
 		tctx, cancel := context.WithCancel(ix.ctx)
 		t.cancel = cancel
-		go t.run(tctx, ix.kv, ix.log)
+		go t.run(tctx, kv, ix.log)
 	}
 	t.lastUsed = time.Now()
 	ix.mu.Unlock()
@@ -231,11 +268,4 @@ func (ix *Index) tenant(ctx context.Context, tenantID string) (*tenantIndex, err
 		return nil, err
 	}
 	return t, nil
-}
-
-// Warm starts tenantID's index and waits for its first load, so the first page a
-// person opens does not wait for it.
-func (ix *Index) Warm(ctx context.Context, tenantID string) error {
-	_, err := ix.tenant(ctx, tenantID)
-	return err
 }

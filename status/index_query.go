@@ -84,7 +84,15 @@ func (ix *Index) List(ctx context.Context, tenantID string, q IndexQuery) (Index
 
 func (e *entry) public() IndexEntry {
 	return IndexEntry{EventID: e.id, Type: e.typ, Status: e.status, Attempts: int(e.attempts),
-		LastStatusCode: int(e.code), CreatedAt: time.Unix(0, e.created).UTC(), UpdatedAt: time.Unix(0, e.updated).UTC()}
+		LastStatusCode: int(e.code), CreatedAt: fromNanos(e.created), UpdatedAt: fromNanos(e.updated)}
+}
+
+// fromNanos is the time of Unix nanoseconds n; 0 is the zero time.
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }
 
 func knownStatus(s string) bool {

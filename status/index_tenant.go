@@ -203,6 +203,9 @@ func parseTime(b []byte) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if tm.Year() < 1678 || tm.Year() > 2261 { // beyond int64 nanoseconds: the zero time, say
+		return 0, nil
+	}
 	return tm.UnixNano(), nil
 }
 
