@@ -454,9 +454,12 @@ func kvPut(what string, w where, bucket, key string) step {
 }
 
 // kvWatch watches bucket until its initial values are in and checks key is among them.
-func kvWatch(what, bucket, key string) step {
+func kvWatch(what, bucket, key string) step { return kvWatchAt(what, local, bucket, key) }
+
+// kvWatchAt is kvWatch on the bucket of the JetStream w names.
+func kvWatchAt(what string, w where, bucket, key string) step {
 	return step{what: what, run: func(ctx context.Context, cl *client) error {
-		kv, err := cl.js.KeyValue(ctx, bucket)
+		kv, err := cl.jsAt(w).KeyValue(ctx, bucket)
 		if err != nil {
 			return fmt.Errorf("open bucket %s: %w", bucket, err)
 		}
@@ -755,14 +758,19 @@ var readParkedCopy = step{what: "read a parked copy back", run: func(ctx context
 // countParked counts a tenant's parked copies from stream info with a subject filter,
 // as the portal tells whether a tenant's deliveries are parked (the "park an event"
 // step of the worker's table wrote one; the gateway may not read it).
-var countParked = step{what: "count a tenant's parked copies (stream info)", run: func(ctx context.Context, cl *client) error {
-	s, err := cl.js.Stream(ctx, natsconf.StreamParked)
-	if err != nil {
+var countParked = countParkedAt("count a tenant's parked copies (stream info)", local)
+
+// countParkedAt is countParked on the PARKED stream of the JetStream w names.
+func countParkedAt(what string, w where) step {
+	return step{what: what, run: func(ctx context.Context, cl *client) error {
+		s, err := cl.jsAt(w).Stream(ctx, natsconf.StreamParked)
+		if err != nil {
+			return err
+		}
+		_, err = s.Info(ctx, jetstream.WithSubjectFilter(natsconf.ParkedSubjectPrefix+"*."+tenant+".*"))
 		return err
-	}
-	_, err = s.Info(ctx, jetstream.WithSubjectFilter(natsconf.ParkedSubjectPrefix+"*."+tenant+".*"))
-	return err
-}}
+	}}
+}
 
 // hubSteps is component c's table at the hub (and on the single server of `up`).
 func hubSteps(c natsconf.Component) []step {
