@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fasthttp"
 
 	"github.com/edgehook/edgehook/console"
@@ -29,16 +30,28 @@ type PortalConfig struct {
 	Index status.IndexConfig
 }
 
-// runIndex binds the status bucket and runs the portal's events index until ctx is
-// done; stop waits for it to end.
+// runIndex runs the portal's events index until ctx is done; stop waits for it to
+// end. At the hub it binds the status bucket first; an edge gateway binds the hub's
+// when a portal page first needs it (and again until the hub answers), so it starts
+// while the hub is away.
 func (s *Server) runIndex(ctx context.Context) (stop func(), err error) {
-	bctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-	defer cancel()
-	kv, err := s.deps.JS.KeyValue(bctx, natsconf.BucketStatus)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: status bucket for the portal's index: %w", err)
+	var ix *status.Index
+	if s.deps.Hub != nil {
+		hub := s.deps.Hub
+		ix, err = status.NewLazyIndex(func(ctx context.Context) (jetstream.KeyValue, error) {
+			hctx, cancel := context.WithTimeout(ctx, s.cfg.HubTimeout)
+			defer cancel()
+			return hub.KeyValue(hctx, natsconf.BucketStatus)
+		}, s.cfg.Portal.Index, s.log)
+	} else {
+		bctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+		defer cancel()
+		kv, kerr := s.deps.JS.KeyValue(bctx, natsconf.BucketStatus)
+		if kerr != nil {
+			return nil, fmt.Errorf("gateway: status bucket for the portal's index: %w", kerr)
+		}
+		ix, err = status.NewIndex(kv, s.cfg.Portal.Index, s.log)
 	}
-	ix, err := status.NewIndex(kv, s.cfg.Portal.Index, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Portal.Index: %w", ErrInvalidConfig, err)
 	}
@@ -54,14 +67,11 @@ func (s *Server) runIndex(ctx context.Context) (stop func(), err error) {
 	}, nil
 }
 
-// newPortal returns the handler of everything under /portal: the tenant portal on
-// the gateway's own code at the hub, and at an edge a page that sends tenants to the
-// hub's gateways (an edge's statuses live at the hub; its gateway reads single
-// records from there, but does not keep a live index of them across the WAN).
+// newPortal returns the tenant portal on the gateway's own code. At an edge it reads
+// what lives at the hub (statuses, attempt logs, parked copies) through the hub's
+// JetStream domain, as the JSON API does, and shows the edge's own queued record of
+// an event the hub has not seen yet.
 func (s *Server) newPortal() (fasthttp.RequestHandler, error) {
-	if s.cfg.Edge != "" {
-		return edgePortalPage, nil
-	}
 	p, err := console.NewPortal(console.Config{
 		Prefix: PortalPrefix, SessionTTL: s.cfg.Portal.SessionTTL, SecureCookies: s.cfg.Portal.SecureCookies, Logger: s.log,
 	}, portalSource{s})
@@ -84,21 +94,4 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.serveHTTP(ctx)
-}
-
-// edgePortalBody is the page an edge gateway answers under /portal.
-const edgePortalBody = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>edgehook portal</title></head>
-<body><main><h1>The portal is served by the hub</h1>
-<p>This is an edge gateway: it accepts events and answers the JSON API, but the tenant
-portal is served by the hub's gateways, where event statuses live. Open /portal/ on a
-hub gateway.</p></main></body></html>
-`
-
-func edgePortalPage(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.Set("Content-Security-Policy", "default-src 'none'")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.Response.Header.SetContentType("text/html; charset=utf-8")
-	ctx.SetStatusCode(fasthttp.StatusNotFound)
-	ctx.SetBodyString(edgePortalBody)
 }

@@ -176,9 +176,13 @@ func (p portalSource) Endpoint(ctx context.Context, pr console.Principal) (conso
 // breaker is "open" while the tenant has parked copies on PARKED (stream info with a
 // subject filter: the gateway may not read the copies themselves).
 func (p portalSource) breaker(ctx context.Context, tenantID string) (console.BreakerState, error) {
-	sctx, cancel := p.s.storeCtx()
+	js, timeout := p.s.deps.JS, p.s.cfg.StoreTimeout
+	if p.s.deps.Hub != nil {
+		js, timeout = p.s.deps.Hub, p.s.cfg.HubTimeout // an edge's parked copies are the hub's
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st, err := p.s.deps.JS.Stream(sctx, natsconf.StreamParked)
+	st, err := js.Stream(sctx, natsconf.StreamParked)
 	if err != nil {
 		return "", fmt.Errorf("gateway: parked stream: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgehook/edgehook/console/consoletest"
 	"github.com/edgehook/edgehook/gateway"
+	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/status"
 )
@@ -170,11 +171,52 @@ func TestPortalIsMountedBesideTheAPI(t *testing.T) {
 	}
 }
 
-func TestEdgeGatewaySendsTenantsToTheHubsPortal(t *testing.T) {
+// TestEdgePortalListsTheHubsStatusesLive: an edge gateway's portal lists the tenant's
+// events from the hub's status bucket, watched through the hub's JetStream domain
+// across the leaf link; through a cut it keeps showing what it had, and after the
+// heal it follows the hub again.
+func TestEdgePortalListsTheHubsStatusesLive(t *testing.T) {
 	e := startEdge(t)
-	r := e.do("GET", "/portal/", "", "")
-	if r.code != http.StatusNotFound || !strings.Contains(string(r.body), "served by the hub") {
-		t.Errorf("an edge's /portal/: %d\n%s", r.code, r.body)
+	ctx := context.Background()
+	key, hash, err := identity.NewAPIKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := identity.Tenant{TenantID: "ten_edge", Status: identity.StatusActive, Plan: "free", CreatedAt: time.Now().UTC()}
+	if err := e.hubIdent.Create(ctx, tn, hash); err != nil {
+		t.Fatal(err)
+	}
+	put := func(id, st string) {
+		t.Helper()
+		now := time.Now().UTC()
+		if err := e.hubStat.Put(ctx, status.Record{EventID: id, TenantID: tn.TenantID, Type: "order.created", Status: st, Attempts: 1, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("evt_hub1", status.Failed)
+	c := consoletest.NewClient(t, e.base)
+	e.eventually(10*time.Second, "the edge's identity mirror knows the key", func() bool {
+		return c.SignIn("/portal/", "key", key).Status == http.StatusSeeOther
+	})
+	waitPage(t, c, "/portal/events", "evt_hub1")
+	put("evt_hub2", status.Delivered)
+	waitPage(t, c, "/portal/events", "evt_hub2")
+	if p := c.Get("/portal/events/evt_hub1"); p.Status != http.StatusOK || !strings.Contains(p.Body, "failed") {
+		t.Errorf("an event page at the edge: %d\n%s", p.Status, p.Body)
+	}
+
+	e.link.Cut()
+	if p := c.Get("/portal/events"); p.Status != http.StatusOK || !strings.Contains(p.Body, "evt_hub2") {
+		t.Errorf("during the cut the list: %d\n%s", p.Status, p.Body)
+	}
+	e.link.Heal()
+	put("evt_hub3", status.Queued)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(c.Get("/portal/events").Body, "evt_hub3") {
+		if time.Now().After(deadline) {
+			t.Fatal("30s after the heal the edge's portal does not list an event the hub recorded")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -46,8 +46,8 @@ type Server struct {
 	subjectPrefix string
 	queuedBucket  string
 	link          *hubLink // nil but at an edge
-	// portal serves /portal; index is the portal's events index, bound by Serve (nil
-	// at an edge, and before Serve).
+	// portal serves /portal; index is the portal's events index, started by Serve
+	// (nil before).
 	portal fasthttp.RequestHandler
 	index  *status.Index
 
@@ -142,14 +142,12 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves on ln (which it closes) until ctx is cancelled, with the same bounded
 // drain as Run.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if s.cfg.Edge == "" {
-		stop, err := s.runIndex(ctx)
-		if err != nil {
-			_ = ln.Close()
-			return err
-		}
-		defer stop()
+	stopIndex, err := s.runIndex(ctx)
+	if err != nil {
+		_ = ln.Close()
+		return err
 	}
+	defer stopIndex()
 	s.bound.Set(ln.Addr().String())
 	s.log.Info("gateway listening", "addr", s.bound.Addr(), "edge", s.cfg.Edge)
 

@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/edgehook/edgehook/console/consoletest"
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/status"
 	"github.com/edgehook/edgehook/webhook"
 )
 
@@ -245,5 +247,32 @@ func TestPortalRefusesAWrongKeyAndAnExpiredSession(t *testing.T) {
 	// way the events are gone and the sign-in form is back.
 	if txt := consoletest.BodyText(t, ctx); !strings.Contains(txt, "API key") || strings.Contains(txt, "Filter") {
 		t.Errorf("after expiry the browser shows:\n%s", txt)
+	}
+}
+
+// meshTestEdgePortals checks, on a running mesh (real nats-server processes, each
+// edge's `edgehook gateway` as its own NATS user), that every edge's portal lists the
+// tenant's events from the hub's status bucket, watched through the hub's JetStream
+// domain across the leaf link: a record written at the hub appears at each edge.
+func meshTestEdgePortals(t *testing.T, ms *meshTestSystem, tenantID, apiKey string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := ms.js.KeyValue(ctx, natsconf.BucketStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	rec := status.Record{EventID: "evt_mesh_portal", TenantID: tenantID, Type: "mesh.portal", Status: status.Delivered, Attempts: 1, CreatedAt: now, UpdatedAt: now}
+	if err := status.NewStore(kv).Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range meshTestEdgeNames(ms.edges) {
+		c := consoletest.NewClient(t, "http://"+ms.edges[name].addr)
+		c.MustSignIn("/portal/", "key", apiKey, "events")
+		waitUntil(t, 15*time.Second, "edge "+name+"'s portal lists the hub's record", func() bool {
+			p := c.Get("/portal/events")
+			return p.Status == http.StatusOK && strings.Contains(p.Body, rec.EventID)
+		})
 	}
 }
