@@ -1,8 +1,9 @@
 // Package gateway is edgehook's HTTP front door: a fasthttp server that authenticates
 // tenants by API key against an in-memory identity view, accepts events and answers 202
-// only once JetStream has stored them and lets tenants read their own event status. It
-// holds no Vault token and cannot write identity: the admin API (package admin) is its
-// own component.
+// only once JetStream has stored them and lets tenants read their own event status,
+// through the JSON API and the tenant portal under /portal/ (portal.go). It holds no
+// Vault token and cannot write identity: the admin API (package admin) is its own
+// component.
 package gateway
 
 import (
