@@ -111,6 +111,21 @@ func TestPortalShowsATenantItsOwnEventsOnly(t *testing.T) {
 		t.Errorf("replay requests stored: tenant a %d, tenant b %d; want 1 and 0", n, m)
 	}
 
+	// A read-scoped key reads the same pages and may not replay.
+	r := e.do("POST", "/v1/tenants/"+a.TenantID+"/keys", testAdminToken, `{"name":"read only","scopes":["read"]}`)
+	if r.code != http.StatusCreated {
+		t.Fatalf("create a read key: %d %s", r.code, r.body)
+	}
+	ro := consoletest.NewClient(t, e.base)
+	ro.MustSignIn("/portal/", "key", r.json(t)["apiKey"].(string), "events")
+	roEv := waitPage(t, ro, "/portal/events/"+ids[0], "503")
+	if strings.Contains(roEv.Body, `id="replay"`) {
+		t.Errorf("a read-scoped key is offered the replay button")
+	}
+	if p := ro.Post("/portal/events/"+ids[0]+"/replay", url.Values{"csrf": {consoletest.CSRF(t, roEv)}}); p.Status != http.StatusForbidden {
+		t.Errorf("a read-scoped key replays: %d", p.Status)
+	}
+
 	ep := c.Get("/portal/endpoint")
 	if ep.Status != http.StatusOK || !strings.Contains(ep.Body, "https://alpha.example/hook") || !strings.Contains(ep.Body, "closed") {
 		t.Fatalf("endpoint page: %d\n%s", ep.Status, ep.Body)
