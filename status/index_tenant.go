@@ -157,6 +157,9 @@ func (t *tenantIndex) apply(p *fastjson.Parser, e jetstream.KeyValueEntry, loadi
 	old, had := t.byID[id]
 	if loading {
 		t.byID[id] = ne
+		if len(t.byID) >= 2*t.max {
+			t.trimLoad() // a tenant far over the bound never holds much more than it
+		}
 		return
 	}
 	if had && old.created == ne.created {
@@ -233,6 +236,12 @@ func (t *tenantIndex) intern(b []byte) string {
 func (t *tenantIndex) finishLoad() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.trimLoad()
+}
+
+// trimLoad orders the records loaded so far into order and keeps the newest max of
+// them (in order and byID).
+func (t *tenantIndex) trimLoad() {
 	t.order = make([]*entry, 0, len(t.byID))
 	for _, e := range t.byID {
 		t.order = append(t.order, e)

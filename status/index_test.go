@@ -191,21 +191,22 @@ func TestIndexStaysLive(t *testing.T) {
 
 func TestIndexKeepsTheNewestMaxEventsAndSaysSo(t *testing.T) {
 	f := startIndex(t, status.IndexConfig{MaxEvents: 3})
-	for i := range 5 {
+	// More than twice the bound, written newest first: the load trims as it goes.
+	for i := 7; i >= 0; i-- {
 		f.put(t, "ten_a", fmt.Sprintf("evt_%d", i), "t", status.Delivered, base.Add(time.Duration(i)*time.Second))
 	}
 	p, err := f.ix.List(context.Background(), "ten_a", status.IndexQuery{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Entries) != 3 || p.Entries[0].EventID != "evt_4" || p.Entries[2].EventID != "evt_2" || !p.Truncated {
+	if len(p.Entries) != 3 || p.Entries[0].EventID != "evt_7" || p.Entries[2].EventID != "evt_5" || !p.Truncated {
 		t.Fatalf("loaded: %v truncated=%v", p.Entries, p.Truncated)
 	}
-	f.put(t, "ten_a", "evt_5", "t", status.Delivered, base.Add(5*time.Second))
+	f.put(t, "ten_a", "evt_8", "t", status.Delivered, base.Add(8*time.Second))
 	f.put(t, "ten_a", "evt_old", "t", status.Delivered, base.Add(-time.Hour))
 	waitIndex(t, "newest three", func() error {
 		got, _ := f.ids(t, "ten_a", status.IndexQuery{Limit: 10})
-		if !slices.Equal(got, []string{"evt_5", "evt_4", "evt_3"}) {
+		if !slices.Equal(got, []string{"evt_8", "evt_7", "evt_6"}) {
 			return fmt.Errorf("listed %q", got)
 		}
 		return nil
