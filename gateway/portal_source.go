@@ -218,6 +218,10 @@ func (p portalSource) RotateSecret(_ context.Context, pr console.Principal) (con
 // key and decodes a 2xx answer into out; other answers map to the console's errors.
 func (p portalSource) admin(pr console.Principal, method, path string, out any) error {
 	a, err := p.s.relayToAdmin(method, path, "Bearer "+pr.Key.Reveal(), nil)
+	if errors.Is(err, errAdminUnavailable) {
+		// The page says the data source did not answer in time, which is what happened.
+		return fmt.Errorf("gateway: no admin API answered %s %s: %w", method, path, context.DeadlineExceeded)
+	}
 	if err != nil {
 		return fmt.Errorf("gateway: admin API: %w", err)
 	}

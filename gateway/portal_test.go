@@ -281,3 +281,22 @@ func TestPortalSaysWhenOlderEventsAreNotListed(t *testing.T) {
 		t.Errorf("an event older than the index is not readable by id: %d", ev.Status)
 	}
 }
+
+func TestPortalSaysSoWhenNoAdminAPIAnswers(t *testing.T) {
+	e := start(t, options{noAdmin: true, cfg: gateway.Config{AdminTimeout: 200 * time.Millisecond}})
+	key, hash, err := identity.NewAPIKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.identity.Create(context.Background(), identity.Tenant{TenantID: "ten_alone", Status: identity.StatusActive, Plan: "free", CreatedAt: time.Now().UTC()}, hash); err != nil {
+		t.Fatal(err)
+	}
+	c := consoletest.NewClient(t, e.base)
+	e.eventually(5*time.Second, "the view knows the key", func() bool { return c.SignIn("/portal/", "key", key).Status == http.StatusSeeOther })
+	if p := c.Get("/portal/events"); p.Status != http.StatusOK {
+		t.Errorf("the events page needs no admin API: %d", p.Status)
+	}
+	if p := c.Get("/portal/endpoint"); p.Status != http.StatusServiceUnavailable || !strings.Contains(p.Body, "did not answer in time") {
+		t.Errorf("the endpoint page without an admin API: %d\n%s", p.Status, p.Body)
+	}
+}
