@@ -116,11 +116,16 @@ func (s *Server) tenantView(id string) (tenantResponse, error) {
 	if err != nil {
 		return tenantResponse{}, api.StoreError("identity store", err)
 	}
-	target, err := s.targetURL(id)
+	wc, err := s.webhookConfig(id)
 	if err != nil && !errors.Is(err, vault.ErrNotFound) {
 		return tenantResponse{}, err
 	}
-	return tenantResponse{TenantID: t.TenantID, Status: t.Status, Plan: t.Plan, CreatedAt: t.CreatedAt, TargetURL: &target}, nil
+	resp := tenantResponse{TenantID: t.TenantID, Status: t.Status, Plan: t.Plan, CreatedAt: t.CreatedAt, TargetURL: &wc.TargetURL}
+	if n := len(wc.RotationHistory); n > 0 {
+		last := wc.RotationHistory[n-1]
+		resp.SecretRotatedAt, resp.PreviousSecretExpiresAt = &last.RotatedAt, &last.PreviousExpiresAt
+	}
+	return resp, nil
 }
 
 // patchTenant serves PATCH /v1/tenants/{id} {"status"?, "plan"?, "targetUrl"?}. Every
@@ -254,17 +259,22 @@ type tenantResponse struct {
 	Plan      string    `json:"plan"`
 	CreatedAt time.Time `json:"createdAt"`
 	TargetURL *string   `json:"targetUrl,omitempty"`
+	// SecretRotatedAt and PreviousSecretExpiresAt are the latest rotation of the
+	// signing secret (absent before the first); the tenant portal shows them.
+	SecretRotatedAt         *time.Time `json:"secretRotatedAt,omitempty"`
+	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt,omitempty"`
 }
 
-// targetURL reads tenantID's target URL from the config store.
-func (s *Server) targetURL(tenantID string) (string, error) {
+// webhookConfig reads tenantID's webhook configuration from the config store, for the
+// target URL and rotation times of an answer (never its secrets).
+func (s *Server) webhookConfig(tenantID string) (vault.WebhookConfig, error) {
 	sctx, cancel := s.storeCtx()
 	defer cancel()
 	wc, err := s.configs.WebhookConfig(sctx, tenantID)
 	if err != nil {
-		return "", api.StoreError("webhook config store", err)
+		return vault.WebhookConfig{}, api.StoreError("webhook config store", err)
 	}
-	return wc.TargetURL, nil
+	return wc, nil
 }
 
 // setTargetURL replaces tenantID's target URL, keeping its secrets.

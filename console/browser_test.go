@@ -2,141 +2,42 @@ package console
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/edgehook/edgehook/console/consoletest"
 )
 
 // The browser tests drive Debian's headless Chromium (installed by `make tools`) with
 // chromedp against the consoles on a real HTTP server, and write a screenshot of each
 // page into shotsDir, which git ignores.
 
-const (
-	chromiumPath = "/usr/bin/chromium"
-	shotsDir     = "testdata/shots"
+const shotsDir = "testdata/shots"
+
+// The helpers of consoletest, under the short names the tests use.
+var (
+	newBrowser = consoletest.NewBrowser
+	waitURL    = consoletest.WaitURL
+	navigates  = consoletest.Navigates
+	bodyText   = consoletest.BodyText
 )
 
-// newBrowser starts a fresh headless Chromium for one test and returns its context.
-// A missing Chromium fails the test: the browser tests are part of `make test`.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("headless Chromium is missing (%v): run `make tools`, which installs Debian's chromium", err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 760),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelRun := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelRun(); cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	return ctx
-}
-
-// run runs steps in the browser and fails the test on the first error.
 func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		loc, _ := chromedp.Run(ctx, chromedp.Location())
-		t.Fatalf("%s (at %s): %v", what, loc, err)
-	}
+	consoletest.Run(t, ctx, what, steps...)
 }
 
-// get runs one action in the browser and returns its value.
 func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		loc, _ := chromedp.Run(ctx, chromedp.Location())
-		t.Fatalf("%s (at %s): %v", what, loc, err)
-	}
-	return v
-}
-
-// waitURL waits until the page's URL contains part (after a click that navigates)
-// and the document has loaded.
-func waitURL(part string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			loc, err := chromedp.Location()(ctx, tg)
-			if err != nil {
-				return err
-			}
-			if strings.Contains(loc, part) {
-				ready, err := chromedp.Evaluate[string](`document.readyState`)(ctx, tg)
-				if err == nil && ready == "complete" {
-					return nil
-				}
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("the URL is %s, not a loaded page whose URL contains %q", loc, part)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
-}
-
-// navigates runs click (an action that makes the page navigate, such as a click on a
-// submit button) and waits until a new document has loaded, even one at the same URL.
-func navigates(click chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := chromedp.Evaluate[bool](`window.__oldDocument = true`)(ctx, tg); err != nil {
-			return err
-		}
-		if _, err := click(ctx, tg); err != nil {
-			return err
-		}
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			fresh, err := chromedp.Evaluate[bool](`window.__oldDocument !== true && document.readyState === "complete"`)(ctx, tg)
-			if err == nil && fresh {
-				return nil
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("no new page loaded within 15s (last error %v)", err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
+	return consoletest.Get(t, ctx, what, a)
 }
 
 // shot writes a full-page screenshot to shotsDir/name.png.
 func shot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		png, err := chromedp.FullScreenshot(100)(ctx, tg)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(shotsDir, 0o755); err != nil {
-			return err
-		}
-		t.Logf("screenshot %s", filepath.Join(shotsDir, name+".png"))
-		return os.WriteFile(filepath.Join(shotsDir, name+".png"), png, 0o644)
-	})
-}
-
-func bodyText(t *testing.T, ctx context.Context) string {
-	t.Helper()
-	return get(t, ctx, "read the page", chromedp.Text(chromedp.CSS("body")))
+	return consoletest.Shot(t, shotsDir, name)
 }
 
 func TestBrowserTenantReplaysAFailedEvent(t *testing.T) {

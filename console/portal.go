@@ -128,6 +128,7 @@ func (p *Portal) principal(ctx *fasthttp.RequestCtx) *signedIn {
 	defer cancel()
 	pr, err := p.src.Authenticate(c, s.cred)
 	if err == nil && pr.CanRead() {
+		pr.Key = s.cred
 		return &signedIn{s: s, pr: pr}
 	}
 	if err != nil && !errors.Is(err, ErrUnauthenticated) && !errors.Is(err, ErrForbidden) {
@@ -152,6 +153,7 @@ type eventsView struct {
 	NewestURL string
 	OlderURL  string
 	Paged     bool
+	Truncated bool
 }
 
 func (p *Portal) events(ctx *fasthttp.RequestCtx, u *signedIn) {
@@ -173,12 +175,12 @@ func (p *Portal) events(ctx *fasthttp.RequestCtx, u *signedIn) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), sourceTimeout)
 	defer cancel()
-	page, err := p.src.ListEvents(c, u.pr.TenantID, f)
+	page, err := p.src.ListEvents(c, u.pr, f)
 	if err != nil {
 		p.sourceError(ctx, u.s.csrf, "list events", err)
 		return
 	}
-	v := eventsView{Filter: f, Statuses: EventStatuses, Events: page.Events, Paged: cursor != ""}
+	v := eventsView{Filter: f, Statuses: EventStatuses, Events: page.Events, Paged: cursor != "", Truncated: page.Truncated}
 	v.NewestURL = "events" + pageQuery("status", status, "type", typ)
 	if page.Next != "" {
 		v.OlderURL = "events" + pageQuery("status", status, "type", typ, "cursor", page.Next)
@@ -208,12 +210,12 @@ func (p *Portal) event(ctx *fasthttp.RequestCtx, u *signedIn, id string) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), sourceTimeout)
 	defer cancel()
-	ev, err := p.src.Event(c, u.pr.TenantID, id)
+	ev, err := p.src.Event(c, u.pr, id)
 	if err != nil {
 		p.sourceError(ctx, u.s.csrf, "event", err)
 		return
 	}
-	at, err := p.src.Attempts(c, u.pr.TenantID, id)
+	at, err := p.src.Attempts(c, u.pr, id)
 	if err != nil {
 		p.sourceError(ctx, u.s.csrf, "attempts", err)
 		return
@@ -237,7 +239,7 @@ func (p *Portal) replay(ctx *fasthttp.RequestCtx, u *signedIn, id string) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), sourceTimeout)
 	defer cancel()
-	if err := p.src.Replay(c, u.pr.TenantID, id); err != nil {
+	if err := p.src.Replay(c, u.pr, id); err != nil {
 		p.sourceError(ctx, u.s.csrf, "replay", err)
 		return
 	}
@@ -257,7 +259,7 @@ func (p *Portal) endpoint(ctx *fasthttp.RequestCtx, u *signedIn) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), sourceTimeout)
 	defer cancel()
-	ep, err := p.src.Endpoint(c, u.pr.TenantID)
+	ep, err := p.src.Endpoint(c, u.pr)
 	if err != nil {
 		p.sourceError(ctx, u.s.csrf, "endpoint", err)
 		return
@@ -272,7 +274,7 @@ func (p *Portal) rotate(ctx *fasthttp.RequestCtx, u *signedIn) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), sourceTimeout)
 	defer cancel()
-	r, err := p.src.RotateSecret(c, u.pr.TenantID)
+	r, err := p.src.RotateSecret(c, u.pr)
 	if err != nil {
 		p.sourceError(ctx, u.s.csrf, "rotate secret", err)
 		return

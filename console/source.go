@@ -9,28 +9,30 @@ import (
 )
 
 // PortalSource is what the tenant portal reads and changes. The gateway implements it
-// on the same code as its JSON API; every method but Authenticate takes the tenant the
-// session belongs to and must return only that tenant's data. The portal checks scopes
-// itself before calling a method that changes something, so a source need not.
+// on the same code as its JSON API; every method but Authenticate takes the principal
+// the session signed in as (its tenant, scopes and API key) and must return only that
+// tenant's data. The portal checks scopes itself before calling a method that changes
+// something, so a source need not.
 type PortalSource interface {
 	// Authenticate resolves an API key to its tenant and scopes. An unknown key is
 	// ErrUnauthenticated; a key whose tenant may not sign in (suspended) is ErrForbidden.
 	Authenticate(ctx context.Context, apiKey Secret) (Principal, error)
 	// ListEvents returns one page of the tenant's events, newest first, matching filter.
-	ListEvents(ctx context.Context, tenantID string, filter EventFilter) (EventPage, error)
+	// A malformed cursor is an InvalidError.
+	ListEvents(ctx context.Context, p Principal, filter EventFilter) (EventPage, error)
 	// Event returns one of the tenant's events, or ErrNotFound (also for another
 	// tenant's event id).
-	Event(ctx context.Context, tenantID, eventID string) (Event, error)
+	Event(ctx context.Context, p Principal, eventID string) (Event, error)
 	// Attempts returns the delivery attempts of one of the tenant's events, oldest first.
-	Attempts(ctx context.Context, tenantID, eventID string) ([]Attempt, error)
+	Attempts(ctx context.Context, p Principal, eventID string) ([]Attempt, error)
 	// Replay queues a failed or delivered event for delivery again; an event in any
 	// other status is ErrConflict.
-	Replay(ctx context.Context, tenantID, eventID string) error
+	Replay(ctx context.Context, p Principal, eventID string) error
 	// Endpoint returns the tenant's webhook endpoint and its recent delivery figures.
-	Endpoint(ctx context.Context, tenantID string) (Endpoint, error)
+	Endpoint(ctx context.Context, p Principal) (Endpoint, error)
 	// RotateSecret creates a new signing secret; the old one stays valid until the
 	// returned OldExpiresAt.
-	RotateSecret(ctx context.Context, tenantID string) (RotatedSecret, error)
+	RotateSecret(ctx context.Context, p Principal) (RotatedSecret, error)
 }
 
 // OperatorSource is what the operator console reads and changes. The admin component
@@ -103,10 +105,13 @@ const (
 	ScopeManage Scope = "manage"
 )
 
-// Principal is who an API key signs in as.
+// Principal is who an API key signs in as. The portal sets Key to the key the session
+// signed in with before it calls a source, so a source can act with the tenant's own
+// credential (the gateway relays endpoint requests to the admin API with it).
 type Principal struct {
 	TenantID string
 	Scopes   []Scope
+	Key      Secret
 }
 
 // CanRead reports whether the principal may read the portal's pages.
@@ -156,13 +161,17 @@ type EventSummary struct {
 }
 
 // EventPage is one page of events; Next is the cursor of the following (older) page,
-// "" on the last.
+// "" on the last. Truncated says the tenant has older events than the source lists
+// (its index is bounded), which the page tells the reader.
 type EventPage struct {
-	Events []EventSummary
-	Next   string
+	Events    []EventSummary
+	Next      string
+	Truncated bool
 }
 
-// Event is one event with its payload, as the tenant sent it.
+// Event is one event with its payload, as the tenant sent it. A source that cannot
+// read payloads back (the gateway may not read EVENTS) leaves Payload nil and the page
+// says so.
 type Event struct {
 	EventSummary
 	Payload   []byte

@@ -87,7 +87,8 @@ func (m *memSource) Authenticate(_ context.Context, key Secret) (Principal, erro
 	return p, nil
 }
 
-func (m *memSource) ListEvents(_ context.Context, tenant string, f EventFilter) (EventPage, error) {
+func (m *memSource) ListEvents(_ context.Context, p Principal, f EventFilter) (EventPage, error) {
+	tenant := p.TenantID
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	evs := m.events[tenant]
@@ -121,7 +122,8 @@ func (m *memSource) find(tenant, id string) (*Event, error) {
 	return nil, fmt.Errorf("event %s: %w", id, ErrNotFound)
 }
 
-func (m *memSource) Event(_ context.Context, tenant, id string) (Event, error) {
+func (m *memSource) Event(_ context.Context, p Principal, id string) (Event, error) {
+	tenant := p.TenantID
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, err := m.find(tenant, id)
@@ -131,7 +133,8 @@ func (m *memSource) Event(_ context.Context, tenant, id string) (Event, error) {
 	return *e, nil
 }
 
-func (m *memSource) Attempts(_ context.Context, tenant, id string) ([]Attempt, error) {
+func (m *memSource) Attempts(_ context.Context, p Principal, id string) ([]Attempt, error) {
+	tenant := p.TenantID
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, err := m.find(tenant, id); err != nil {
@@ -140,7 +143,8 @@ func (m *memSource) Attempts(_ context.Context, tenant, id string) ([]Attempt, e
 	return slices.Clone(m.attempts[id]), nil
 }
 
-func (m *memSource) Replay(_ context.Context, tenant, id string) error {
+func (m *memSource) Replay(_ context.Context, p Principal, id string) error {
+	tenant := p.TenantID
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, err := m.find(tenant, id)
@@ -157,7 +161,8 @@ func (m *memSource) Replay(_ context.Context, tenant, id string) error {
 	return nil
 }
 
-func (m *memSource) Endpoint(_ context.Context, tenant string) (Endpoint, error) {
+func (m *memSource) Endpoint(_ context.Context, p Principal) (Endpoint, error) {
+	tenant := p.TenantID
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, ok := m.endpoints[tenant]
@@ -167,7 +172,8 @@ func (m *memSource) Endpoint(_ context.Context, tenant string) (Endpoint, error)
 	return ep, nil
 }
 
-func (m *memSource) RotateSecret(_ context.Context, tenant string) (RotatedSecret, error) {
+func (m *memSource) RotateSecret(_ context.Context, p Principal) (RotatedSecret, error) {
+	tenant := p.TenantID
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ep, ok := m.endpoints[tenant]

@@ -54,6 +54,8 @@ type Config struct {
 	HubTimeout time.Duration
 	// LinkProbeInterval is how often an edge gateway probes its hub link (default 1s).
 	LinkProbeInterval time.Duration
+	// Portal configures the tenant portal under /portal/ (see portal.go).
+	Portal PortalConfig
 }
 
 // Deps are the gateway's collaborators. The gateway does not own them: it neither

@@ -48,38 +48,57 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, _ string) error {
 	if err != nil {
 		return err
 	}
+	reply, err := s.relayToAdmin(string(ctx.Method()), string(ctx.Path()), string(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)), ctx.PostBody())
+	switch {
+	case errors.Is(err, errAdminUnavailable) && ctx.IsGet() && string(ctx.Path()) == patTenant:
+		// The identity record is the gateway's own to show; the target URL is not.
+		writeJSON(ctx, fasthttp.StatusOK, ownTenant{TenantID: t.TenantID, Status: t.Status, Plan: t.Plan, CreatedAt: t.CreatedAt})
+		return nil
+	case err != nil:
+		return err
+	}
+	ctx.ResetBody()
+	ctx.SetStatusCode(reply.code)
+	for _, h := range relayedHeaders {
+		if v := reply.header.Get(h); v != "" {
+			ctx.Response.Header.Set(h, v)
+		}
+	}
+	ctx.SetBody(reply.body)
+	return nil
+}
+
+// adminAnswer is the admin API's answer to a relayed request.
+type adminAnswer struct {
+	code   int
+	header nats.Header
+	body   []byte
+}
+
+// relayToAdmin sends one tenant request (method, path, the tenant's Authorization
+// header, body) to the admin API over NATS and returns its answer: the one way the
+// JSON API and the portal reach it. errAdminUnavailable when no admin API answered
+// within Config.AdminTimeout.
+func (s *Server) relayToAdmin(method, path, authorization string, body []byte) (adminAnswer, error) {
 	m := nats.NewMsg(natsconf.AdminTenantSubject)
-	m.Header.Set(natsconf.HeaderRelayMethod, string(ctx.Method()))
-	m.Header.Set(natsconf.HeaderRelayPath, string(ctx.Path()))
-	m.Header.Set(fasthttp.HeaderAuthorization, string(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)))
-	m.Data = ctx.PostBody()
+	m.Header.Set(natsconf.HeaderRelayMethod, method)
+	m.Header.Set(natsconf.HeaderRelayPath, path)
+	m.Header.Set(fasthttp.HeaderAuthorization, authorization)
+	m.Data = body
 	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.AdminTimeout)
 	defer cancel()
 	reply, err := s.deps.JS.Conn().RequestMsgWithContext(rctx, m)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		if ctx.IsGet() && string(ctx.Path()) == patTenant {
-			// The identity record is the gateway's own to show; the target URL is not.
-			writeJSON(ctx, fasthttp.StatusOK, ownTenant{TenantID: t.TenantID, Status: t.Status, Plan: t.Plan, CreatedAt: t.CreatedAt})
-			return nil
-		}
-		s.log.Warn("relayed tenant request not answered", "path", string(ctx.Path()), "error", err)
-		return errAdminUnavailable
+		s.log.Warn("relayed tenant request not answered", "path", path, "error", err)
+		return adminAnswer{}, errAdminUnavailable
 	case err != nil:
-		return &unavailableError{what: "admin API", err: err}
+		return adminAnswer{}, &unavailableError{what: "admin API", err: err}
 	}
 	code, err := strconv.Atoi(reply.Header.Get(natsconf.HeaderRelayStatus))
 	if err != nil || code < 100 || code > 599 {
-		s.log.Error("relayed tenant request: answer without a status", "path", string(ctx.Path()))
-		return newAPIError(502, CodeUnavailable, "the admin API gave no usable answer; retry later")
+		s.log.Error("relayed tenant request: answer without a status", "path", path)
+		return adminAnswer{}, newAPIError(502, CodeUnavailable, "the admin API gave no usable answer; retry later")
 	}
-	ctx.ResetBody()
-	ctx.SetStatusCode(code)
-	for _, h := range relayedHeaders {
-		if v := reply.Header.Get(h); v != "" {
-			ctx.Response.Header.Set(h, v)
-		}
-	}
-	ctx.SetBody(reply.Data)
-	return nil
+	return adminAnswer{code: code, header: reply.Header, body: reply.Data}, nil
 }

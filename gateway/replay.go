@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -80,26 +82,43 @@ func (s *Server) replayEvent(ctx *fasthttp.RequestCtx, id string) error {
 	if err != nil {
 		return err
 	}
+	err = s.requestReplay(t.TenantID, id)
+	if errors.Is(err, errNotReplayable) {
+		return newAPIError(fasthttp.StatusConflict, CodeConflict, err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusAccepted, replayResponse{EventID: id, ReplayRequested: true})
+	return nil
+}
+
+// errNotReplayable is wrapped by requestReplay's error for a queued or retrying event.
+var errNotReplayable = errors.New("only failed or delivered events can be replayed")
+
+// requestReplay queues a replay request for tenantID's event id, the one way the JSON
+// API and the portal ask for one: status.ErrNotFound for an unknown event (or
+// another tenant's), errNotReplayable for one not failed or delivered, an
+// unavailableError when the request could not be stored.
+func (s *Server) requestReplay(tenantID, id string) error {
 	sctx, cancel := s.storeCtx()
 	defer cancel()
-	rec, rev, err := s.deps.Status.Entry(sctx, t.TenantID, id)
+	rec, rev, err := s.deps.Status.Entry(sctx, tenantID, id)
 	if err != nil {
 		return storeError("status store", err)
 	}
 	if rec.Status != status.Failed && rec.Status != status.Delivered {
-		return newAPIError(fasthttp.StatusConflict, CodeConflict,
-			"event is "+rec.Status+"; only failed or delivered events can be replayed")
+		return fmt.Errorf("event is %s; %w", rec.Status, errNotReplayable)
 	}
-	m := nats.NewMsg(natsconf.ReplaySubject(t.TenantID))
-	m.Header.Set(natsconf.HeaderTenant, t.TenantID)
+	m := nats.NewMsg(natsconf.ReplaySubject(tenantID))
+	m.Header.Set(natsconf.HeaderTenant, tenantID)
 	m.Header.Set(natsconf.HeaderEventID, id)
 	// One request per state of the event: the status record's revision names it.
-	m.Header.Set(jetstream.MsgIDHeader, "replay:"+t.TenantID+":"+id+":"+strconv.FormatUint(rev, 10))
+	m.Header.Set(jetstream.MsgIDHeader, "replay:"+tenantID+":"+id+":"+strconv.FormatUint(rev, 10))
 	if _, err := s.pub.PublishMsg(sctx, m); err != nil {
-		s.log.Warn("replay request not stored", "tenant", t.TenantID, "event", id, "error", err)
+		s.log.Warn("replay request not stored", "tenant", tenantID, "event", id, "error", err)
 		return &unavailableError{what: "event store", err: err}
 	}
-	s.log.Info("replay requested", "tenant", t.TenantID, "event", id, "status", rec.Status)
-	writeJSON(ctx, fasthttp.StatusAccepted, replayResponse{EventID: id, ReplayRequested: true})
+	s.log.Info("replay requested", "tenant", tenantID, "event", id, "status", rec.Status)
 	return nil
 }

@@ -1,8 +1,9 @@
 // Package gateway is edgehook's HTTP front door: a fasthttp server that authenticates
 // tenants by API key against an in-memory identity view, accepts events and answers 202
-// only once JetStream has stored them and lets tenants read their own event status. It
-// holds no Vault token and cannot write identity: the admin API (package admin) is its
-// own component.
+// only once JetStream has stored them and lets tenants read their own event status,
+// through the JSON API and the tenant portal under /portal/ (portal.go). It holds no
+// Vault token and cannot write identity: the admin API (package admin) is its own
+// component.
 package gateway
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	"github.com/edgehook/edgehook/api"
 	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/status"
 )
 
 // bodySlack is how far above MaxBodyBytes fasthttp still reads a body, so a client a
@@ -45,6 +47,10 @@ type Server struct {
 	subjectPrefix string
 	queuedBucket  string
 	link          *hubLink // nil but at an edge
+	// portal serves /portal; index is the portal's events index, started by Serve
+	// (nil before).
+	portal fasthttp.RequestHandler
+	index  *status.Index
 
 	bound api.Bound
 }
@@ -89,6 +95,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.outs.New = newOutgoing
 	s.routes = s.buildRoutes()
+	if s.portal, err = s.newPortal(); err != nil {
+		return nil, err
+	}
 	s.http = &fasthttp.Server{
 		Handler:              s.Handler(),
 		ErrorHandler:         s.handleRequestError,
@@ -119,7 +128,7 @@ func newPublisher(js jetstream.JetStream, timeout time.Duration) (jetstream.JetS
 // of the caller's choosing (tests, benchmarks). Run and Serve add what a bare handler
 // cannot: the body-size cap with its JSON 413 for bodies far over the limit, timeouts
 // and the bounded drain.
-func (s *Server) Handler() fasthttp.RequestHandler { return s.serveHTTP }
+func (s *Server) Handler() fasthttp.RequestHandler { return s.serve }
 
 // Run listens on Config.Addr and serves until ctx is cancelled, then stops accepting,
 // lets in-flight requests finish for at most Config.DrainTimeout and returns.
@@ -134,6 +143,12 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves on ln (which it closes) until ctx is cancelled, with the same bounded
 // drain as Run.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stopIndex, err := s.runIndex(ctx)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer stopIndex()
 	s.bound.Set(ln.Addr().String())
 	s.log.Info("gateway listening", "addr", s.bound.Addr(), "edge", s.cfg.Edge)
 

@@ -90,11 +90,17 @@ func kvRead(api, bucket string) []string {
 	}
 }
 
-// kvWatch is what watching a bucket takes (an ordered push consumer with flow control).
-func kvWatch(bucket string) []string {
+// kvWatch is what watching a local bucket takes (an ordered push consumer with flow
+// control).
+func kvWatch(bucket string) []string { return kvWatchAt(localAPI, bucket) }
+
+// kvWatchAt is what watching bucket through api (the local "$JS.API" or another
+// domain's) takes: the consumer is created there, and its flow-control replies go
+// back the way its messages came.
+func kvWatchAt(api, bucket string) []string {
 	return []string{
-		localAPI + ".CONSUMER.CREATE." + kvStream(bucket) + ".>",
-		localAPI + ".CONSUMER.DELETE." + kvStream(bucket) + ".>",
+		api + ".CONSUMER.CREATE." + kvStream(bucket) + ".>",
+		api + ".CONSUMER.DELETE." + kvStream(bucket) + ".>",
 		"$JS.FC." + kvStream(bucket) + ".>",
 		"$JS.FC.*.*." + kvStream(bucket) + ".>", // v2: $JS.FC.<domain>.<account hash>.<stream>...
 	}
@@ -132,8 +138,10 @@ func Permissions(c Component, site Site) *server.Permissions {
 		// queued in the edge's own bucket (both local, so ingest needs no WAN); read
 		// and watch the local identity mirror; read the hub's statuses and attempt
 		// logs and publish replay requests (both need the hub); see the hub's
-		// sourcing of this edge for the link metrics. No Vault, no EVENTS or DLQ
-		// reads, no identity writes.
+		// sourcing of this edge for the link metrics. For the portal: watch the
+		// hub's statuses (its events index) and read the hub's PARKED stream info
+		// (its breaker state). No Vault, no EVENTS, DLQ or PARKED reads, no identity
+		// writes.
 		hub := DomainAPI(HubDomain)
 		pub = append(pub, EdgeSubjectPrefix(site.Edge)+"*", ReplaySubjectPrefix+"*", AdminTenantSubject)
 		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
@@ -141,23 +149,29 @@ func Permissions(c Component, site Site) *server.Permissions {
 		pub = append(pub, kvRead(localAPI, EdgeQueuedBucket(site.Edge))...)
 		pub = append(pub, kvWrite(EdgeQueuedBucket(site.Edge))...)
 		pub = append(pub, kvRead(hub, BucketStatus)...)
+		pub = append(pub, kvWatchAt(hub, BucketStatus)...)
 		pub = append(pub,
 			localAPI+".STREAM.INFO."+EdgeStream(site.Edge),
 			hub+".INFO",
 			hub+".STREAM.INFO."+StreamEvents,
+			hub+".STREAM.INFO."+StreamParked,
 		)
 	case site.IsEdge():
 		return denyAll()
 	case c == Gateway:
 		// Read identity (watch + direct reads), publish events and replay requests,
 		// record "queued" and read statuses and attempt logs, relay tenants' endpoint
-		// and key requests to the admin API. No Vault, no EVENTS or DLQ reads, no
+		// and key requests to the admin API. For the portal: watch statuses (its
+		// events index) and see how many of a tenant's events are parked (stream info
+		// of PARKED, never its messages). No Vault, no EVENTS, DLQ or PARKED reads, no
 		// identity writes.
 		pub = append(pub, EventsSubjectPrefix+"*", ReplaySubjectPrefix+"*", AdminTenantSubject)
 		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
 		pub = append(pub, kvWatch(BucketIdentity)...)
 		pub = append(pub, kvRead(localAPI, BucketStatus)...)
 		pub = append(pub, kvWrite(BucketStatus)...)
+		pub = append(pub, kvWatch(BucketStatus)...)
+		pub = append(pub, localAPI+".STREAM.INFO."+StreamParked)
 	case c == Admin:
 		// Read and write identity, announce config changes, answer relayed tenant
 		// requests (replies through allow_responses only). No events, no statuses.

@@ -454,9 +454,12 @@ func kvPut(what string, w where, bucket, key string) step {
 }
 
 // kvWatch watches bucket until its initial values are in and checks key is among them.
-func kvWatch(what, bucket, key string) step {
+func kvWatch(what, bucket, key string) step { return kvWatchAt(what, local, bucket, key) }
+
+// kvWatchAt is kvWatch on the bucket of the JetStream w names.
+func kvWatchAt(what string, w where, bucket, key string) step {
 	return step{what: what, run: func(ctx context.Context, cl *client) error {
-		kv, err := cl.js.KeyValue(ctx, bucket)
+		kv, err := cl.jsAt(w).KeyValue(ctx, bucket)
 		if err != nil {
 			return fmt.Errorf("open bucket %s: %w", bucket, err)
 		}
@@ -752,6 +755,23 @@ var readParkedCopy = step{what: "read a parked copy back", run: func(ctx context
 	return nil
 }}
 
+// countParked counts a tenant's parked copies from stream info with a subject filter,
+// as the portal tells whether a tenant's deliveries are parked (the "park an event"
+// step of the worker's table wrote one; the gateway may not read it).
+var countParked = countParkedAt("count a tenant's parked copies (stream info)", local)
+
+// countParkedAt is countParked on the PARKED stream of the JetStream w names.
+func countParkedAt(what string, w where) step {
+	return step{what: what, run: func(ctx context.Context, cl *client) error {
+		s, err := cl.jsAt(w).Stream(ctx, natsconf.StreamParked)
+		if err != nil {
+			return err
+		}
+		_, err = s.Info(ctx, jetstream.WithSubjectFilter(natsconf.ParkedSubjectPrefix+"*."+tenant+".*"))
+		return err
+	}}
+}
+
 // hubSteps is component c's table at the hub (and on the single server of `up`).
 func hubSteps(c natsconf.Component) []step {
 	var steps []step
@@ -764,8 +784,10 @@ func hubSteps(c natsconf.Component) []step {
 			kvGet("read identity", local, natsconf.BucketIdentity, identityKey),
 			kvWatch("watch identity", natsconf.BucketIdentity, identityKey),
 			kvGet("read status", local, natsconf.BucketStatus, statusKey),
+			kvWatch("watch statuses (the portal's events index)", natsconf.BucketStatus, statusKey),
 			kvPut("record queued", local, natsconf.BucketStatus, tenant+".evt_1"),
 			publishAcked("request a replay", natsconf.ReplaySubject(tenant), natsconf.StreamDLQ, local),
+			countParked,
 			allowRelay,
 			answerRelayed,
 			writeIdentity,
@@ -773,6 +795,12 @@ func hubSteps(c natsconf.Component) []step {
 			directGetEvents,
 			parkEvent,
 			readParked,
+			deniedRequest("read parked copies by stream get", api+".STREAM.MSG.GET."+natsconf.StreamParked, getFirst),
+			deniedRequest("create a consumer on "+natsconf.StreamParked, api+".CONSUMER.CREATE."+natsconf.StreamParked, consumerCreate(natsconf.StreamParked)),
+			deniedRequest("create a consumer on "+natsconf.StreamDLQ, api+".CONSUMER.CREATE."+natsconf.StreamDLQ, consumerCreate(natsconf.StreamDLQ)),
+			deniedRequest("create a named consumer on "+natsconf.StreamDLQ, api+".CONSUMER.CREATE."+natsconf.StreamDLQ+".spy."+natsconf.DeadLetterSubject(tenant, "evt_0"), consumerCreate(natsconf.StreamDLQ)),
+			deniedRequest("create a named consumer on "+natsconf.StreamEvents, api+".CONSUMER.CREATE."+natsconf.StreamEvents+".spy."+natsconf.EventSubject(tenant), consumerCreate(natsconf.StreamEvents)),
+			deniedRequest("direct-get dead letters", api+".DIRECT.GET."+natsconf.StreamDLQ, getFirst),
 			deniedRequest("look up "+natsconf.StreamEvents, api+".STREAM.INFO."+natsconf.StreamEvents, ""),
 			consumeDeliver,
 			lookUpDeliver,

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edgehook/edgehook/admin"
+	"github.com/edgehook/edgehook/console"
 	"github.com/edgehook/edgehook/gateway"
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
@@ -28,12 +29,18 @@ type gatewayOptions struct {
 	edge         string
 	httpAddr     string
 	maxBodyBytes int
+	portal       gateway.PortalConfig
 }
 
 func (o *gatewayOptions) register(s *settings) {
 	s.String(&o.edge, "edge", "EDGEHOOK_EDGE", "", "name of the edge this gateway serves, connected to that edge's leaf node (empty: a gateway at the hub)")
 	s.String(&o.httpAddr, "http-addr", "EDGEHOOK_HTTP_ADDR", "127.0.0.1:8080", "gateway listen address")
 	s.Int(&o.maxBodyBytes, "max-body-bytes", "EDGEHOOK_MAX_BODY_BYTES", 256<<10, "largest accepted event body")
+	s.Duration(&o.portal.SessionTTL, "portal-session-ttl", "EDGEHOOK_PORTAL_SESSION_TTL", console.DefaultSessionTTL, "how long a tenant portal session lasts after sign-in (at most 12h)")
+	s.Bool(&o.portal.SecureCookies, "portal-secure-cookies", "EDGEHOOK_PORTAL_SECURE_COOKIES", false, "mark portal cookies Secure on plain HTTP too (behind a TLS-terminating proxy; always Secure over TLS)")
+	s.Int(&o.portal.Index.MaxTenants, "portal-index-tenants", "EDGEHOOK_PORTAL_INDEX_TENANTS", status.DefaultIndexMaxTenants, "tenants whose events the portal keeps indexed in memory at once")
+	s.Int(&o.portal.Index.MaxEvents, "portal-index-events", "EDGEHOOK_PORTAL_INDEX_EVENTS", status.DefaultIndexMaxEvents, "newest events per tenant the portal lists (older ones stay readable by id)")
+	s.Duration(&o.portal.Index.IdleTimeout, "portal-index-idle", "EDGEHOOK_PORTAL_INDEX_IDLE", status.DefaultIndexIdleTimeout, "how long a tenant's events index lives without a portal read")
 }
 
 // adminOptions are the settings of the admin API, in `admin` and `up`.
@@ -152,7 +159,7 @@ func (s *stack) startGateway(o gatewayOptions, reg prometheus.Registerer, gather
 		Registerer: reg,
 		Gatherer:   gather,
 	}
-	cfg := gateway.Config{Addr: o.httpAddr, MaxBodyBytes: o.maxBodyBytes, Edge: o.edge}
+	cfg := gateway.Config{Addr: o.httpAddr, MaxBodyBytes: o.maxBodyBytes, Edge: o.edge, Portal: o.portal}
 	if o.edge != "" {
 		// Everything ingest needs is on the edge's leaf node; the hub's statuses are
 		// bound when the hub first answers, so the gateway starts while it does not.

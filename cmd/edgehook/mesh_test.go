@@ -98,6 +98,7 @@ func TestMeshPropagation(t *testing.T) {
 		t.Fatal(err)
 	}
 	accepted := meshTestUntil(ms.edges, created, func(e *meshTestEdge) bool { return post(e) == http.StatusAccepted })
+	meshTestEdgePortals(t, ms, tn.id, tn.apiKey)
 
 	rec, err := store.Get(ctx, tn.id)
 	if err != nil {
