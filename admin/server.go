@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/edgehook/edgehook/api"
+	"github.com/edgehook/edgehook/console"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/vault"
 )
@@ -39,6 +40,8 @@ type Server struct {
 	http     *fasthttp.Server
 	promh    fasthttp.RequestHandler
 	tooLarge *api.Error
+	console  *console.Operator
+	rates    *rateSampler
 
 	bound api.Bound
 }
@@ -73,6 +76,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			fmt.Sprintf("request body exceeds the limit of %d bytes", cfg.MaxBodyBytes)),
 	}
 	s.routes, s.relayed = s.buildRoutes()
+	if err := s.mountConsole(); err != nil {
+		return nil, err
+	}
 	s.http = &fasthttp.Server{
 		Handler:              s.Handler(),
 		ErrorHandler:         s.handleRequestError,
@@ -88,9 +94,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the admin API's request handler, for serving it with a
-// fasthttp.Server of the caller's choosing.
-func (s *Server) Handler() fasthttp.RequestHandler { return s.serveHTTP }
+// Handler returns the admin API's request handler, the operator console included
+// (under /console/), for serving it with a fasthttp.Server of the caller's choosing.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.serveWithConsole }
 
 // Run listens on Config.Addr and serves until ctx is cancelled, then stops accepting,
 // lets in-flight requests finish for at most Config.DrainTimeout and returns.
@@ -111,8 +117,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
-	s.log.Info("admin API listening", "addr", s.bound.Addr(), "relay", natsconf.AdminTenantSubject)
+	s.log.Info("admin API listening", "addr", s.bound.Addr(), "relay", natsconf.AdminTenantSubject, "console", s.console.Prefix())
+	sampling := make(chan struct{})
+	sctx, stopSampling := context.WithCancel(ctx)
+	go func() { defer close(sampling); s.rates.run(sctx) }()
 	err = api.ServeUntil(ctx, s.http, ln, s.cfg.DrainTimeout)
+	stopSampling()
+	<-sampling
 	stopRelay()
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
