@@ -159,7 +159,7 @@ func Permissions(c Component, site Site) *server.Permissions {
 		pub = append(pub, kvRead(localAPI, BucketStatus)...)
 		pub = append(pub, kvWrite(BucketStatus)...)
 	case c == Admin:
-		// Read, write and list (watch) identity, announce config changes, answer
+		// Read, write and list identity, announce config changes, answer
 		// relayed tenant requests (replies through allow_responses only). For the
 		// operator console: read DLQ (stream info, messages by sequence) and publish
 		// replay requests, as the tenant API does; look up EVENTS (its cluster and
@@ -168,8 +168,8 @@ func Permissions(c Component, site Site) *server.Permissions {
 		// own on EVENTS or DLQ, no acks, no deletes.
 		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
 		pub = append(pub, kvWrite(BucketIdentity)...)
-		pub = append(pub, kvWatch(BucketIdentity)...)
 		pub = append(pub, ConfigChangedPrefix+"*", ReplaySubjectPrefix+"*",
+			localAPI+".DIRECT.GET."+kvStream(BucketIdentity), // batched reads: the tenant list
 			localAPI+".STREAM.INFO."+StreamDLQ,
 			localAPI+".STREAM.MSG.GET."+StreamDLQ,
 			localAPI+".STREAM.INFO."+StreamEvents,

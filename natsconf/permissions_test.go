@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
 )
 
@@ -563,6 +564,19 @@ func streamInfo(what string, w where, stream string) step {
 	}}
 }
 
+// listTenants lists the identity bucket's tenants as the operator console does
+// (batched direct gets).
+var listTenants = step{what: "list tenants", run: func(ctx context.Context, cl *client) error {
+	page, err := identity.NewLister(cl.nc, natsconf.BucketIdentity).ListTenants(ctx, identity.ListQuery{Limit: 10})
+	if err != nil {
+		return err
+	}
+	if len(page.Tenants) == 0 || page.Tenants[0].TenantID != tenant {
+		return fmt.Errorf("listed %+v, want %s first", page.Tenants, tenant)
+	}
+	return nil
+}}
+
 // consumerInfo looks consumer on stream up.
 func consumerInfo(what, stream, consumer string) step {
 	return step{what: what, run: func(ctx context.Context, cl *client) error {
@@ -803,7 +817,7 @@ func hubSteps(c natsconf.Component) []step {
 		steps = []step{
 			kvPut("write identity", local, natsconf.BucketIdentity, "tenants.ten_b"),
 			kvGet("read identity", local, natsconf.BucketIdentity, identityKey),
-			kvWatch("list tenants (watch identity)", natsconf.BucketIdentity, identityKey),
+			listTenants,
 			peerReceives("announce a config change", natsconf.ConfigChangedPrefix+tenant),
 			answersRequests("answer relayed tenant requests", natsconf.AdminTenantSubject),
 			// The operator console.
@@ -814,6 +828,7 @@ func hubSteps(c natsconf.Component) []step {
 			consumerInfo("look up the DLQ consumer", natsconf.StreamDLQ, natsconf.ConsumerDLQ),
 			relayRequest,
 			writeGatewayBox,
+			watchIdentity,
 			publishEvent,
 			writeStatus,
 			readStatus,
