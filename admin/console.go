@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -24,9 +25,10 @@ import (
 // consumers as the admin NATS user (which may read stream and consumer state and dead
 // letters, and publish replay requests, but never read events or statuses).
 type consoleSource struct {
-	s     *Server
-	js    jetstream.JetStream
-	rates *rateSampler
+	s       *Server
+	js      jetstream.JetStream
+	tenants *identity.Lister
+	rates   *rateSampler
 }
 
 var _ console.OperatorSource = (*consoleSource)(nil)
@@ -52,8 +54,19 @@ func (c *consoleSource) consoleError(err error) error {
 
 // ListTenants lists tenants from the identity bucket, in the order their records were
 // last written, matching the query against id, plan and status (the target URL lives in
-// Vault, which a list does not read: rows show none).
+// Vault, which a list does not read: rows show none). A query that is a whole generated
+// tenant id is looked up by key: no other id of that form contains it.
 func (c *consoleSource) ListTenants(ctx context.Context, f console.TenantFilter) (console.TenantPage, error) {
+	if f.Cursor == "" && generatedTenantID(f.Query) {
+		t, err := c.s.deps.Identity.Get(ctx, f.Query)
+		switch {
+		case errors.Is(err, identity.ErrNotFound):
+			return console.TenantPage{}, nil
+		case err != nil:
+			return console.TenantPage{}, c.consoleError(api.StoreError("identity store", err))
+		}
+		return console.TenantPage{Tenants: []console.Tenant{consoleTenant(t)}}, nil
+	}
 	q := identity.ListQuery{Match: f.Query, Limit: f.Limit}
 	if f.Cursor != "" {
 		after, err := strconv.ParseUint(f.Cursor, 10, 64)
@@ -62,19 +75,33 @@ func (c *consoleSource) ListTenants(ctx context.Context, f console.TenantFilter)
 		}
 		q.After = after
 	}
-	list, err := c.s.deps.Identity.ListTenants(ctx, q)
+	list, err := c.tenants.ListTenants(ctx, q)
 	if err != nil {
 		return console.TenantPage{}, c.consoleError(api.StoreError("identity store", err))
 	}
 	page := console.TenantPage{Tenants: make([]console.Tenant, 0, len(list.Tenants))}
 	for _, t := range list.Tenants {
-		page.Tenants = append(page.Tenants, console.Tenant{ID: t.TenantID, Plan: t.Plan,
-			Status: console.TenantStatus(t.Status), CreatedAt: t.CreatedAt})
+		page.Tenants = append(page.Tenants, consoleTenant(t))
 	}
 	if list.Next != 0 {
 		page.Next = strconv.FormatUint(list.Next, 10)
 	}
 	return page, nil
+}
+
+// consoleTenant is the console's row of identity record t.
+func consoleTenant(t identity.Tenant) console.Tenant {
+	return console.Tenant{ID: t.TenantID, Plan: t.Plan, Status: console.TenantStatus(t.Status), CreatedAt: t.CreatedAt}
+}
+
+// generatedTenantID reports whether s has the form of identity.NewTenantID's ids.
+func generatedTenantID(s string) bool {
+	hexPart, ok := strings.CutPrefix(s, "ten_")
+	if !ok || len(hexPart) != 24 {
+		return false
+	}
+	_, err := hex.DecodeString(hexPart)
+	return err == nil && strings.ToLower(hexPart) == hexPart
 }
 
 // CreateTenant creates a tenant as POST /v1/tenants does.
@@ -265,7 +292,8 @@ func (s *Server) mountConsole() error {
 	s.rates = newRateSampler(js, s.cfg.ConsoleRatesStep, s.log.With("component", "console"))
 	op, err := console.NewOperator(console.Config{
 		SessionTTL: s.cfg.ConsoleSessionTTL, SecureCookies: s.cfg.ConsoleSecureCookies, Logger: s.deps.Logger,
-	}, console.Secret(s.cfg.Token), &consoleSource{s: s, js: js, rates: s.rates})
+	}, console.Secret(s.cfg.Token), &consoleSource{s: s, js: js, rates: s.rates,
+		tenants: identity.NewLister(s.deps.NATS, natsconf.BucketIdentity)})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
