@@ -16,7 +16,7 @@ const (
 	// DefaultPageReads bounds the messages one Page call reads (0 in PageQuery.Reads),
 	// so a narrow filter cannot make one page read the whole stream: the page then
 	// ends early with a Before to continue from.
-	DefaultPageReads = 1000
+	DefaultPageReads = 250
 )
 
 // PageQuery selects one page of dead letters, newest first.
@@ -55,6 +55,7 @@ func Page(ctx context.Context, dlq jetstream.Stream, q PageQuery) (DeadLetterPag
 	if reads <= 0 {
 		reads = DefaultPageReads
 	}
+	reads = max(reads, 2)
 	info, err := dlq.Info(ctx)
 	if err != nil {
 		return DeadLetterPage{}, fmt.Errorf("dlq: stream info: %w", err)
@@ -70,15 +71,14 @@ func Page(ctx context.Context, dlq jetstream.Stream, q PageQuery) (DeadLetterPag
 	var out DeadLetterPage
 	// Dead letters and their advisories alternate on DLQ, so a window of twice the
 	// dead letters still wanted usually holds them; an empty window doubles the next.
-	// A window never needs more reads than are left, so the first one always
+	// The first window never needs more reads than the page may make, so it always
 	// completes and every page makes progress.
-	window := uint64(2 * q.Limit)
+	window := min(uint64(2*q.Limit), uint64(reads-1))
 	for {
 		if reads < 2 {
 			out.Next = hi + 1
 			return out, nil
 		}
-		window = min(window, uint64(reads-1))
 		lo := first
 		if hi-first+1 > window {
 			lo = hi - window + 1
