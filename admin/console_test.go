@@ -258,9 +258,17 @@ func TestConsoleRefusesAWrongTokenAndAnExpiredSession(t *testing.T) {
 	}
 	b := signIn(t, e.srv.URL, admintest.Token)
 	b.mustGet("/console/dlq")
+	// A client that keeps sending the cookie after its Max-Age (the jar drops it).
+	base, _ := url.Parse(e.srv.URL + "/console/")
+	cookies := b.c.Jar.Cookies(base)
+	if len(cookies) != 1 {
+		t.Fatalf("the console set cookies %v, want one session cookie", cookies)
+	}
+	stale := &browser{t: t, base: e.srv.URL, csrf: b.csrf, c: &http.Client{Timeout: 15 * time.Second,
+		Jar: fixedCookie{cookies[0]}, CheckRedirect: b.c.CheckRedirect}}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		status, _ := b.get("/console/dlq")
+		status, _ := stale.get("/console/dlq")
 		if status == http.StatusSeeOther {
 			break
 		}
@@ -269,13 +277,21 @@ func TestConsoleRefusesAWrongTokenAndAnExpiredSession(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if status, _, _ := b.post("/console/dlq/replay", url.Values{"id": {"1"}}); status != http.StatusUnauthorized {
-		t.Errorf("a replay on an expired session: %d", status)
+	if status, body, _ := stale.post("/console/dlq/replay", url.Values{"id": {"1"}}); status != http.StatusUnauthorized || !strings.Contains(body, "Your session has ended.") {
+		t.Errorf("a replay on an expired session: %d\n%s", status, body)
 	}
 	// The admin API's own routes and token are unchanged beside the console.
 	if r := apitest.Do(t, e.api, "GET", e.srv.URL+"/v1/tenants/ten_x", "wrong", ""); r.Code != http.StatusUnauthorized {
 		t.Errorf("the admin API with a wrong token: %d", r.Code)
 	}
+}
+
+// fixedCookie is a cookie jar that always sends one cookie and keeps nothing.
+type fixedCookie struct{ c *http.Cookie }
+
+func (f fixedCookie) SetCookies(*url.URL, []*http.Cookie) {}
+func (f fixedCookie) Cookies(*url.URL) []*http.Cookie {
+	return []*http.Cookie{{Name: f.c.Name, Value: f.c.Value}}
 }
 
 // putDeadLetters writes n dead letters of tenant in the DLQ processor's format, each
