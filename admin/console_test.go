@@ -380,24 +380,51 @@ func TestConsoleShowsTheMesh(t *testing.T) {
 	e := startConsole(t, admin.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// An edge whose leaf link never came up: EVENTS sources from it in vain.
+	// Two edges: paris, whose leaf link never came up (EVENTS sources from its domain
+	// in vain), and lyon, whose ingest stream this server holds itself, so its source
+	// is live.
+	topo := natsconf.DefaultTopology()
+	if _, err := e.op.CreateStream(ctx, topo.EdgeStreamConfig("lyon")); err != nil {
+		t.Fatal(err)
+	}
+	lyon := natsconf.EventsSource("lyon")
+	lyon.Domain = ""
 	events, err := e.op.Stream(ctx, natsconf.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := events.CachedInfo().Config
-	cfg.Sources = append(cfg.Sources, natsconf.EventsSource("paris"))
+	cfg.Sources = append(cfg.Sources, natsconf.EventsSource("paris"), lyon)
 	if _, err := e.op.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
+	if _, err := e.op.Publish(ctx, natsconf.EdgeSubjectPrefix("lyon")+"ten_a", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		info, err := events.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("EVENTS holds %d messages, want lyon's one", info.State.Msgs)
+		}
+	}
+	for range 2 {
 		if _, err := e.op.Publish(ctx, natsconf.EventSubject("ten_a"), []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	b := signIn(t, e.srv.URL, admintest.Token)
 	page := b.mustGet("/console/mesh")
-	for _, want := range []string{"paris", "link-down", "<td>EVENTS</td><td>deliver</td><td>3</td>", "<td>DLQ</td><td>dlq</td>", "leader"} {
+	for _, want := range []string{
+		`<td>paris</td><td><span class="link link-down">down</span></td>`,
+		`<td>lyon</td><td><span class="link link-up">up</span></td><td>0</td>`,
+		"<td>EVENTS</td><td>deliver</td><td>3</td>", "<td>DLQ</td><td>dlq</td>", "leader",
+	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the mesh page lacks %q:\n%s", want, page)
 		}
