@@ -17,6 +17,7 @@ import (
 	"github.com/edgehook/edgehook/console"
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/vault"
 	"github.com/edgehook/edgehook/worker/dlq"
 )
 
@@ -54,8 +55,9 @@ func (c *consoleSource) consoleError(err error) error {
 
 // ListTenants lists tenants from the identity bucket, in the order their records were
 // last written, matching the query against id, plan and status (the target URL lives in
-// Vault, which a list does not read: rows show none). A query that is a whole generated
-// tenant id is looked up by key: no other id of that form contains it.
+// Vault, which a list does not read per row: rows show none). A query that is a whole
+// generated tenant id is looked up by key (no other id of that form contains it), and
+// that one row shows its target URL.
 func (c *consoleSource) ListTenants(ctx context.Context, f console.TenantFilter) (console.TenantPage, error) {
 	if f.Cursor == "" && generatedTenantID(f.Query) {
 		t, err := c.s.deps.Identity.Get(ctx, f.Query)
@@ -65,7 +67,12 @@ func (c *consoleSource) ListTenants(ctx context.Context, f console.TenantFilter)
 		case err != nil:
 			return console.TenantPage{}, c.consoleError(api.StoreError("identity store", err))
 		}
-		return console.TenantPage{Tenants: []console.Tenant{consoleTenant(t)}}, nil
+		row := consoleTenant(t)
+		// One tenant: its target URL is one read of its webhook config.
+		if row.TargetURL, err = c.s.targetURL(t.TenantID); err != nil && !errors.Is(err, vault.ErrNotFound) {
+			return console.TenantPage{}, c.consoleError(err)
+		}
+		return console.TenantPage{Tenants: []console.Tenant{row}}, nil
 	}
 	q := identity.ListQuery{Match: f.Query, Limit: f.Limit}
 	if f.Cursor != "" {

@@ -205,8 +205,12 @@ func TestConsoleListsCreatesAndSuspendsTenants(t *testing.T) {
 	if strings.Contains(pro, ids[0]) || !strings.Contains(pro, ids[1]) || !strings.Contains(pro, ids[2]) || strings.Contains(pro, ids[3]) {
 		t.Errorf("searching pro shows the wrong tenants:\n%s", pro)
 	}
-	if rows := tenantRowRe.FindAllString(b.mustGet("/console/tenants?q="+ids[3]), -1); len(rows) != 1 || !strings.Contains(rows[0], ids[3]) {
+	one := b.mustGet("/console/tenants?q=" + ids[3])
+	if rows := tenantRowRe.FindAllString(one, -1); len(rows) != 1 || !strings.Contains(rows[0], ids[3]) || !strings.Contains(one, "https://hooks.example/x") {
 		t.Errorf("searching an id shows %v", rows)
+	}
+	if strings.Contains(page, "Target URL</th>") || strings.Contains(page, "https://hooks.example/x") {
+		t.Error("the tenant list shows a target URL column it does not fill")
 	}
 	if status, body := b.get("/console/tenants?cursor=nope"); status != http.StatusBadRequest || !strings.Contains(body, "The page link is not valid.") {
 		t.Errorf("a forged cursor: %d\n%s", status, body)

@@ -189,6 +189,23 @@ func TestOperatorReplaysADeadLetterFromTheConsole(t *testing.T) {
 	if status(other.APIKey, otherID) != "failed" {
 		t.Error("the other tenant's dead letter was replayed too")
 	}
+	consoletest.Run(t, ctx, "the mesh",
+		consoletest.Navigates(chromedp.Click(chromedp.CSS(`a[href="/console/mesh"]`))),
+		consoletest.WaitURL("/console/mesh"),
+		chromedp.WaitVisible(chromedp.CSS("table.consumers")),
+		consoletest.Shot(t, "e2e-console-mesh"),
+	)
+	if rows := consoletest.Get(t, ctx, "read the consumers", chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll("table.consumers tbody tr")].map(r => r.innerText)`)); len(rows) != 2 ||
+		!strings.HasPrefix(rows[0], "EVENTS\tdeliver") || !strings.HasPrefix(rows[1], "DLQ\tdlq") {
+		t.Errorf("the mesh page's consumers: %q", rows)
+	}
+	consoletest.Run(t, ctx, "the rates",
+		consoletest.Navigates(chromedp.Click(chromedp.CSS(`a[href="/console/rates"]`))),
+		consoletest.WaitURL("/console/rates"),
+		chromedp.WaitVisible(chromedp.CSS("figure.chart")),
+		consoletest.Shot(t, "e2e-console-rates"),
+	)
 
 	// The session ends after its TTL: the next page is the sign-in page. (The browser
 	// drops the cookie then; the admin package's tests show the server refuses it too.)
