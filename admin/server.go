@@ -3,7 +3,9 @@
 // changes tenants. It is the only component that writes the identity bucket (as the
 // NATS user admin) and webhook configuration (in Vault, with the admin policy), and it
 // announces every configuration change so workers and receivers drop cached copies.
-// Every request but the health and metrics endpoints needs the admin token.
+// Every request but the health and metrics endpoints needs the admin token. The same
+// listener serves the operator console under /console/ (signed in with the admin
+// token), on the same code and NATS user.
 package admin
 
 import (
