@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgehook/edgehook/console"
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/vault"
 )
@@ -49,6 +51,15 @@ type Config struct {
 	// AllowPrivateTargets lets target URLs name loopback and private addresses
 	// (EDGEHOOK_ALLOW_PRIVATE_TARGETS, as the worker; true in `edgehook up`).
 	AllowPrivateTargets bool
+	// ConsoleSessionTTL is how long a session of the operator console (at /console/,
+	// signed in with Token) lasts (default 15m, at most 12h).
+	ConsoleSessionTTL time.Duration
+	// ConsoleSecureCookies marks the console's cookies Secure on plain HTTP too (set
+	// it behind a TLS-terminating proxy).
+	ConsoleSecureCookies bool
+	// ConsoleRatesStep is the step of the console's rate charts: how often the admin
+	// samples the stream counters (default 1m, 1s to 1h).
+	ConsoleRatesStep time.Duration
 }
 
 // Deps are the admin API's collaborators; it does not own them.
@@ -60,6 +71,9 @@ type Deps struct {
 	// NATS is the admin user's connection: every webhook configuration write is
 	// announced on it (natsconf.ConfigChangedPrefix), and readiness follows it.
 	NATS *nats.Conn
+	// JS is the operator console's JetStream context on NATS (default: one made on
+	// NATS with the connection's own inbox prefix).
+	JS jetstream.JetStream
 	// Ready, when set, must also hold for /readyz to answer 200 (e.g. the Vault
 	// client's login).
 	Ready func() bool
@@ -94,6 +108,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"RotationWindow", &cfg.RotationWindow, DefaultRotationWindow},
 		{"StoreTimeout", &cfg.StoreTimeout, DefaultStoreTimeout},
 		{"DrainTimeout", &cfg.DrainTimeout, DefaultDrainTimeout},
+		{"ConsoleRatesStep", &cfg.ConsoleRatesStep, DefaultConsoleRatesStep},
 	} {
 		switch {
 		case *d.p == 0:
@@ -101,6 +116,13 @@ func (cfg Config) withDefaults() (Config, error) {
 		case *d.p < 0:
 			return cfg, fmt.Errorf("%w: %s must be positive, got %s", ErrInvalidConfig, d.name, *d.p)
 		}
+	}
+	if cfg.ConsoleSessionTTL < 0 || cfg.ConsoleSessionTTL > console.MaxSessionTTL {
+		return cfg, fmt.Errorf("%w: ConsoleSessionTTL must be between 0 (the default, %s) and %s, got %s",
+			ErrInvalidConfig, console.DefaultSessionTTL, console.MaxSessionTTL, cfg.ConsoleSessionTTL)
+	}
+	if cfg.ConsoleRatesStep < time.Second || cfg.ConsoleRatesStep > ratesSpan {
+		return cfg, fmt.Errorf("%w: ConsoleRatesStep must be between 1s and %s, got %s", ErrInvalidConfig, ratesSpan, cfg.ConsoleRatesStep)
 	}
 	return cfg, nil
 }

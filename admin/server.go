@@ -3,7 +3,9 @@
 // changes tenants. It is the only component that writes the identity bucket (as the
 // NATS user admin) and webhook configuration (in Vault, with the admin policy), and it
 // announces every configuration change so workers and receivers drop cached copies.
-// Every request but the health and metrics endpoints needs the admin token.
+// Every request but the health and metrics endpoints needs the admin token. The same
+// listener serves the operator console under /console/ (signed in with the admin
+// token), on the same code and NATS user.
 package admin
 
 import (
@@ -19,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/edgehook/edgehook/api"
+	"github.com/edgehook/edgehook/console"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/vault"
 )
@@ -39,6 +42,8 @@ type Server struct {
 	http     *fasthttp.Server
 	promh    fasthttp.RequestHandler
 	tooLarge *api.Error
+	console  *console.Operator
+	rates    *rateSampler
 
 	bound api.Bound
 }
@@ -73,6 +78,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			fmt.Sprintf("request body exceeds the limit of %d bytes", cfg.MaxBodyBytes)),
 	}
 	s.routes, s.relayed = s.buildRoutes()
+	if err := s.mountConsole(); err != nil {
+		return nil, err
+	}
 	s.http = &fasthttp.Server{
 		Handler:              s.Handler(),
 		ErrorHandler:         s.handleRequestError,
@@ -88,9 +96,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the admin API's request handler, for serving it with a
-// fasthttp.Server of the caller's choosing.
-func (s *Server) Handler() fasthttp.RequestHandler { return s.serveHTTP }
+// Handler returns the admin API's request handler, the operator console included
+// (under /console/), for serving it with a fasthttp.Server of the caller's choosing.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.serveWithConsole }
 
 // Run listens on Config.Addr and serves until ctx is cancelled, then stops accepting,
 // lets in-flight requests finish for at most Config.DrainTimeout and returns.
@@ -111,8 +119,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
-	s.log.Info("admin API listening", "addr", s.bound.Addr(), "relay", natsconf.AdminTenantSubject)
+	s.log.Info("admin API listening", "addr", s.bound.Addr(), "relay", natsconf.AdminTenantSubject, "console", s.console.Prefix())
+	sampling := make(chan struct{})
+	sctx, stopSampling := context.WithCancel(ctx)
+	go func() { defer close(sampling); s.rates.run(sctx) }()
 	err = api.ServeUntil(ctx, s.http, ln, s.cfg.DrainTimeout)
+	stopSampling()
+	<-sampling
 	stopRelay()
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)

@@ -31,40 +31,53 @@ type CreatedTenant struct {
 // tenant's id, so a tenant can be pointed at a per-tenant endpoint in one call.
 const TenantIDPlaceholder = "{tenantId}"
 
-// createTenant serves POST /v1/tenants {"targetUrl","plan"}. It writes the webhook
-// config first and the identity records second, and removes the config if the
-// identity write fails, so a failure never leaves a tenant that can authenticate but
-// has no config, nor a config nobody owns.
+// newTenantRequest is the body of POST /v1/tenants.
+type newTenantRequest struct {
+	TargetURL string `json:"targetUrl"`
+	Plan      string `json:"plan"`
+}
+
+// createTenant serves POST /v1/tenants {"targetUrl","plan"} (see newTenant).
 func (s *Server) createTenant(ctx *fasthttp.RequestCtx, _ string) error {
-	var req struct {
-		TargetURL string `json:"targetUrl"`
-		Plan      string `json:"plan"`
-	}
+	var req newTenantRequest
 	if err := api.DecodeJSON(ctx.PostBody(), &req); err != nil {
 		return err
 	}
-	tenantID, err := identity.NewTenantID()
+	created, err := s.newTenant(req)
 	if err != nil {
 		return err
+	}
+	api.WriteJSON(ctx, fasthttp.StatusCreated, created)
+	return nil
+}
+
+// newTenant creates a tenant, for the admin API and the operator console. It writes
+// the webhook config first and the identity records second, and removes the config if
+// the identity write fails, so a failure never leaves a tenant that can authenticate
+// but has no config, nor a config nobody owns.
+func (s *Server) newTenant(req newTenantRequest) (CreatedTenant, error) {
+	tenantID, err := identity.NewTenantID()
+	if err != nil {
+		return CreatedTenant{}, err
 	}
 	// A target URL may name the tenant it belongs to before the id exists.
 	req.TargetURL = strings.ReplaceAll(req.TargetURL, TenantIDPlaceholder, tenantID)
 	if err := validateTargetURL(req.TargetURL, s.cfg.AllowPrivateTargets); err != nil {
-		return err
+		return CreatedTenant{}, err
 	}
 	if req.Plan == "" {
 		req.Plan = identity.DefaultPlan
 	}
 	if err := validatePlan(req.Plan); err != nil {
-		return err
+		return CreatedTenant{}, err
 	}
 	apiKey, keyHash, err := identity.NewAPIKey()
 	if err != nil {
-		return err
+		return CreatedTenant{}, err
 	}
 	secret, err := webhook.NewSecret()
 	if err != nil {
-		return err
+		return CreatedTenant{}, err
 	}
 	now := time.Now().UTC()
 	t := identity.Tenant{TenantID: tenantID, Status: identity.StatusActive, Plan: req.Plan, CreatedAt: now}
@@ -75,7 +88,7 @@ func (s *Server) createTenant(ctx *fasthttp.RequestCtx, _ string) error {
 		TenantID: tenantID, TargetURL: req.TargetURL, Secret: secret, LastUpdated: now,
 	}); err != nil {
 		s.log.Error("tenant creation failed: webhook config not written", "tenant", tenantID, "error", err)
-		return api.StoreError("webhook config store", err)
+		return CreatedTenant{}, api.StoreError("webhook config store", err)
 	}
 	if err := s.deps.Identity.Create(sctx, t, keyHash); err != nil {
 		dctx, dcancel := s.storeCtx()
@@ -86,14 +99,13 @@ func (s *Server) createTenant(ctx *fasthttp.RequestCtx, _ string) error {
 		} else {
 			s.log.Error("tenant creation failed: identity not written; webhook config removed", "tenant", tenantID, "error", err)
 		}
-		return api.StoreError("identity store", err)
+		return CreatedTenant{}, api.StoreError("identity store", err)
 	}
 	s.log.Info("tenant created", "tenant", tenantID, "plan", t.Plan)
-	api.WriteJSON(ctx, fasthttp.StatusCreated, CreatedTenant{
+	return CreatedTenant{
 		TenantID: tenantID, APIKey: apiKey, WebhookSecret: secret.Reveal(), TargetURL: req.TargetURL,
 		Plan: t.Plan, Status: t.Status, CreatedAt: now,
-	})
-	return nil
+	}, nil
 }
 
 // getTenant serves GET /v1/tenants/{id} and a tenant's GET /v1/tenant: identity and
@@ -128,17 +140,29 @@ func (s *Server) tenantView(id string) (tenantResponse, error) {
 	return resp, nil
 }
 
-// patchTenant serves PATCH /v1/tenants/{id} {"status"?, "plan"?, "targetUrl"?}. Every
-// field is validated before anything is written; the answer has the shape of GET.
+// tenantPatch is the body of PATCH /v1/tenants/{id}: the fields to change.
+type tenantPatch struct {
+	Status    *string `json:"status"`
+	Plan      *string `json:"plan"`
+	TargetURL *string `json:"targetUrl"`
+}
+
+// patchTenant serves PATCH /v1/tenants/{id} {"status"?, "plan"?, "targetUrl"?} (see
+// updateTenant); the answer has the shape of GET.
 func (s *Server) patchTenant(ctx *fasthttp.RequestCtx, id string) error {
-	var req struct {
-		Status    *string `json:"status"`
-		Plan      *string `json:"plan"`
-		TargetURL *string `json:"targetUrl"`
-	}
+	var req tenantPatch
 	if err := api.DecodeJSON(ctx.PostBody(), &req); err != nil {
 		return err
 	}
+	if err := s.updateTenant(id, req); err != nil {
+		return err
+	}
+	return s.getTenant(ctx, id, "")
+}
+
+// updateTenant changes tenant id, for the admin API and the operator console. Every
+// field is validated before anything is written.
+func (s *Server) updateTenant(id string, req tenantPatch) error {
 	if req.Status == nil && req.Plan == nil && req.TargetURL == nil {
 		return api.BadRequest(`set at least one of "status", "plan", "targetUrl"`)
 	}
@@ -181,7 +205,7 @@ func (s *Server) patchTenant(ctx *fasthttp.RequestCtx, id string) error {
 	}
 	s.log.Info("tenant updated", "tenant", id, "status", updated.Status, "plan", updated.Plan,
 		"target_url_changed", req.TargetURL != nil)
-	return s.getTenant(ctx, id, "")
+	return nil
 }
 
 // patchOwnTenant serves a tenant's PATCH /v1/tenant {"targetUrl"} (manage scope): it

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -11,102 +10,77 @@ import (
 	"github.com/edgehook/edgehook/console/consoletest"
 )
 
-// The browser tests drive Debian's headless Chromium (installed by `make tools`) with
-// chromedp against the consoles on a real HTTP server, and write a screenshot of each
-// page into shotsDir, which git ignores.
-
-const shotsDir = "testdata/shots"
-
-// The helpers of consoletest, under the short names the tests use.
-var (
-	newBrowser = consoletest.NewBrowser
-	waitURL    = consoletest.WaitURL
-	navigates  = consoletest.Navigates
-	bodyText   = consoletest.BodyText
-)
-
-func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	consoletest.Run(t, ctx, what, steps...)
-}
-
-func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
-	t.Helper()
-	return consoletest.Get(t, ctx, what, a)
-}
-
-// shot writes a full-page screenshot to shotsDir/name.png.
-func shot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
-	return consoletest.Shot(t, shotsDir, name)
-}
+// The browser tests drive Debian's headless Chromium with chromedp (consoletest)
+// against the consoles on a real HTTP server, and write a screenshot of each page into
+// the ignored shots folder (consoletest.ShotsDir).
 
 func TestBrowserTenantReplaysAFailedEvent(t *testing.T) {
 	ts := startServer(t, Config{}, fixture())
-	ctx := newBrowser(t)
+	ctx := consoletest.NewBrowser(t)
 
-	run(t, ctx, "open the portal",
+	consoletest.Run(t, ctx, "open the portal",
 		chromedp.Navigate(ts.URL+"/portal/"),
-		waitURL("/portal/signin"),
+		consoletest.WaitURL("/portal/signin"),
 		chromedp.WaitVisible(chromedp.ID("key")),
-		shot(t, "portal-signin"),
+		consoletest.Shot(t, "portal-signin"),
 	)
-	run(t, ctx, "sign in",
+	consoletest.Run(t, ctx, "sign in",
 		chromedp.SendKeys(chromedp.ID("key"), keyManageA),
-		navigates(chromedp.Click(chromedp.ID("signin"))),
-		waitURL("/portal/events"),
+		consoletest.Navigates(chromedp.Click(chromedp.ID("signin"))),
+		consoletest.WaitURL("/portal/events"),
 		chromedp.WaitVisible(chromedp.CSS("table.events")),
 	)
-	run(t, ctx, "filter by failed",
+	consoletest.Run(t, ctx, "filter by failed",
 		chromedp.SetValue(chromedp.ID("status"), "failed"),
-		navigates(chromedp.Click(chromedp.ID("filter"))),
-		waitURL("status=failed"),
+		consoletest.Navigates(chromedp.Click(chromedp.ID("filter"))),
+		consoletest.WaitURL("status=failed"),
 		chromedp.WaitVisible(chromedp.CSS("table.events")),
-		shot(t, "portal-events"),
+		consoletest.Shot(t, "portal-events"),
 	)
-	statuses := get(t, ctx, "read the statuses", chromedp.Evaluate[[]string](
+	statuses := consoletest.Get(t, ctx, "read the statuses", chromedp.Evaluate[[]string](
 		`[...document.querySelectorAll("table.events .status")].map(e => e.textContent)`))
 	if len(statuses) != 2 || statuses[0] != "failed" || statuses[1] != "failed" {
 		t.Fatalf("the failed filter lists %q", statuses)
 	}
-	id := get(t, ctx, "read the newest failed event", chromedp.Text(chromedp.CSS("table.events a.event-link")))
-	run(t, ctx, "open the newest failed event",
-		navigates(chromedp.Click(chromedp.CSS("table.events a.event-link"))),
-		waitURL("/portal/events/evt_"),
+	id := consoletest.Get(t, ctx, "read the newest failed event", chromedp.Text(chromedp.CSS("table.events a.event-link")))
+	consoletest.Run(t, ctx, "open the newest failed event",
+		consoletest.Navigates(chromedp.Click(chromedp.CSS("table.events a.event-link"))),
+		consoletest.WaitURL("/portal/events/evt_"),
 		chromedp.WaitVisible(chromedp.CSS("table.attempts")),
-		shot(t, "portal-event"),
+		consoletest.Shot(t, "portal-event"),
 	)
-	attempts := get(t, ctx, "read the attempt log", chromedp.Evaluate[[]string](
+	attempts := consoletest.Get(t, ctx, "read the attempt log", chromedp.Evaluate[[]string](
 		`[...document.querySelectorAll("table.attempts tbody tr")].map(r => r.innerText)`))
 	if len(attempts) != 3 || !strings.Contains(attempts[0], "503") || !strings.Contains(attempts[0], "upstream down for maintenance") || !strings.Contains(attempts[0], "ms") {
 		t.Fatalf("attempt log of %s: %q", id, attempts)
 	}
-	run(t, ctx, "press replay",
-		navigates(chromedp.Click(chromedp.ID("replay"))),
-		waitURL("done=replayed"),
+	consoletest.Run(t, ctx, "press replay",
+		consoletest.Navigates(chromedp.Click(chromedp.ID("replay"))),
+		consoletest.WaitURL("done=replayed"),
 	)
-	status := get(t, ctx, "read the status", chromedp.Text(chromedp.ID("event-status")))
+	status := consoletest.Get(t, ctx, "read the status", chromedp.Text(chromedp.ID("event-status")))
 	if status != "delivered" {
 		t.Fatalf("after replay %s shows %q, want delivered", id, status)
 	}
 	if ts.src.status("t_alpha", id) != StatusDelivered {
 		t.Fatalf("the source did not receive the replay of %s", id)
 	}
-	if txt := bodyText(t, ctx); !strings.Contains(txt, "Replay queued.") {
+	if txt := consoletest.BodyText(t, ctx); !strings.Contains(txt, "Replay queued.") {
 		t.Errorf("no confirmation after replay:\n%s", txt)
 	}
-	run(t, ctx, "the endpoint",
-		navigates(chromedp.Click(chromedp.CSS(`a[href="/portal/endpoint"]`))),
-		waitURL("/portal/endpoint"),
+	consoletest.Run(t, ctx, "the endpoint",
+		consoletest.Navigates(chromedp.Click(chromedp.CSS(`a[href="/portal/endpoint"]`))),
+		consoletest.WaitURL("/portal/endpoint"),
 		chromedp.WaitVisible(chromedp.CSS("figure.chart svg")),
-		shot(t, "portal-endpoint"),
+		consoletest.Shot(t, "portal-endpoint"),
 	)
-	run(t, ctx, "rotate the secret",
-		navigates(chromedp.Click(chromedp.ID("rotate"))),
-		waitURL("/portal/endpoint/rotate-secret"),
-		shot(t, "portal-rotated"),
+	consoletest.Run(t, ctx, "rotate the secret",
+		consoletest.Navigates(chromedp.Click(chromedp.ID("rotate"))),
+		consoletest.WaitURL("/portal/endpoint/rotate-secret"),
+		consoletest.Shot(t, "portal-rotated"),
 	)
-	secret := get(t, ctx, "read the new secret", chromedp.Text(chromedp.ID("new-secret")))
-	expiry := get(t, ctx, "read the old expiry", chromedp.Text(chromedp.ID("old-expiry")))
+	secret := consoletest.Get(t, ctx, "read the new secret", chromedp.Text(chromedp.ID("new-secret")))
+	expiry := consoletest.Get(t, ctx, "read the old expiry", chromedp.Text(chromedp.ID("old-expiry")))
 	if secret != "whsec_rotated0001" || expiry == "" || expiry == "—" {
 		t.Errorf("rotation shows secret %q, old expiry %q", secret, expiry)
 	}
@@ -114,80 +88,80 @@ func TestBrowserTenantReplaysAFailedEvent(t *testing.T) {
 
 func TestBrowserOperatorReplaysADeadLetter(t *testing.T) {
 	ts := startServer(t, Config{}, fixture())
-	ctx := newBrowser(t)
-	run(t, ctx, "sign in to the console",
+	ctx := consoletest.NewBrowser(t)
+	consoletest.Run(t, ctx, "sign in to the console",
 		chromedp.Navigate(ts.URL+"/console/"),
-		waitURL("/console/signin"),
-		shot(t, "console-signin"),
+		consoletest.WaitURL("/console/signin"),
+		consoletest.Shot(t, "console-signin"),
 		chromedp.SendKeys(chromedp.ID("token"), adminToken),
-		navigates(chromedp.Click(chromedp.ID("signin"))),
-		waitURL("/console/tenants"),
+		consoletest.Navigates(chromedp.Click(chromedp.ID("signin"))),
+		consoletest.WaitURL("/console/tenants"),
 		chromedp.WaitVisible(chromedp.CSS("table.tenants")),
-		shot(t, "console-tenants"),
+		consoletest.Shot(t, "console-tenants"),
 	)
-	run(t, ctx, "filter the dead letters",
-		navigates(chromedp.Click(chromedp.CSS(`a[href="/console/dlq"]`))),
-		waitURL("/console/dlq"),
+	consoletest.Run(t, ctx, "filter the dead letters",
+		consoletest.Navigates(chromedp.Click(chromedp.CSS(`a[href="/console/dlq"]`))),
+		consoletest.WaitURL("/console/dlq"),
 		chromedp.SendKeys(chromedp.ID("tenant"), "t_alpha"),
 		chromedp.SendKeys(chromedp.ID("reason"), "max_deliveries"),
-		navigates(chromedp.Click(chromedp.ID("filter"))),
-		waitURL("reason=max_deliveries"),
+		consoletest.Navigates(chromedp.Click(chromedp.ID("filter"))),
+		consoletest.WaitURL("reason=max_deliveries"),
 		chromedp.WaitVisible(chromedp.CSS("table.dlq")),
 	)
-	listed := get(t, ctx, "read the list", chromedp.Evaluate[[]string](
+	listed := consoletest.Get(t, ctx, "read the list", chromedp.Evaluate[[]string](
 		`[...document.querySelectorAll("table.dlq tbody tr td:nth-child(2)")].map(e => e.textContent)`))
 	if strings.Join(listed, ",") != "dlq_0003,dlq_0001" {
 		t.Fatalf("the filtered dead letters are %q", listed)
 	}
-	run(t, ctx, "replay one with its row's button",
-		navigates(chromedp.Click(chromedp.ID("replay-dlq_0001"))),
-		waitURL("/console/dlq/replay"),
+	consoletest.Run(t, ctx, "replay one with its row's button",
+		consoletest.Navigates(chromedp.Click(chromedp.ID("replay-dlq_0001"))),
+		consoletest.WaitURL("/console/dlq/replay"),
 	)
-	result := get(t, ctx, "read the result", chromedp.Text(chromedp.ID("replay-result")))
+	result := consoletest.Get(t, ctx, "read the result", chromedp.Text(chromedp.ID("replay-result")))
 	if !strings.Contains(result, "Replayed 1 dead letter.") {
 		t.Errorf("the result says %q", result)
 	}
 	if got := ts.src.replayedDeadLetters(); len(got) != 1 || got[0] != "dlq_0001" {
 		t.Fatalf("the source replayed %q, want dlq_0001", got)
 	}
-	listed = get(t, ctx, "read the list", chromedp.Evaluate[[]string](
+	listed = consoletest.Get(t, ctx, "read the list", chromedp.Evaluate[[]string](
 		`[...document.querySelectorAll("table.dlq tbody tr td:nth-child(2)")].map(e => e.textContent)`))
 	if strings.Join(listed, ",") != "dlq_0003,dlq_0002" {
 		t.Errorf("after the replay the list is %q", listed)
 	}
-	run(t, ctx, "replay a selection",
+	consoletest.Run(t, ctx, "replay a selection",
 		chromedp.Click(chromedp.ID("pick-dlq_0003")),
 		chromedp.Click(chromedp.ID("pick-dlq_0002")),
-		shot(t, "console-dlq"),
-		navigates(chromedp.Click(chromedp.ID("replay-selected"))),
-		waitURL("/console/dlq/replay"),
+		consoletest.Shot(t, "console-dlq"),
+		consoletest.Navigates(chromedp.Click(chromedp.ID("replay-selected"))),
+		consoletest.WaitURL("/console/dlq/replay"),
 	)
-	result = get(t, ctx, "read the result", chromedp.Text(chromedp.ID("replay-result")))
+	result = consoletest.Get(t, ctx, "read the result", chromedp.Text(chromedp.ID("replay-result")))
 	if !strings.Contains(result, "Replayed 2 dead letters.") {
 		t.Errorf("the result says %q", result)
 	}
 	if got := ts.src.replayedDeadLetters(); strings.Join(got, ",") != "dlq_0001,dlq_0003,dlq_0002" {
 		t.Fatalf("the source replayed %q", got)
 	}
-	if txt := bodyText(t, ctx); !strings.Contains(txt, "No dead letters match.") {
+	if txt := consoletest.BodyText(t, ctx); !strings.Contains(txt, "No dead letters match.") {
 		t.Errorf("after replaying all, the page shows:\n%s", txt)
 	}
-	run(t, ctx, "the mesh",
-		navigates(chromedp.Click(chromedp.CSS(`a[href="/console/mesh"]`))),
-		waitURL("/console/mesh"),
+	consoletest.Run(t, ctx, "the mesh",
+		consoletest.Navigates(chromedp.Click(chromedp.CSS(`a[href="/console/mesh"]`))),
+		consoletest.WaitURL("/console/mesh"),
 		chromedp.WaitVisible(chromedp.CSS("table.edges")),
-		shot(t, "console-mesh"),
+		consoletest.Shot(t, "console-mesh"),
 	)
-	if txt := bodyText(t, ctx); !strings.Contains(txt, "edge-b") || !strings.Contains(txt, "1432") {
+	if txt := consoletest.BodyText(t, ctx); !strings.Contains(txt, "edge-b") || !strings.Contains(txt, "1432") {
 		t.Errorf("the mesh page:\n%s", txt)
 	}
-	run(t, ctx, "the rates",
-		navigates(chromedp.Click(chromedp.CSS(`a[href="/console/rates"]`))),
-		waitURL("/console/rates"),
+	consoletest.Run(t, ctx, "the rates",
+		consoletest.Navigates(chromedp.Click(chromedp.CSS(`a[href="/console/rates"]`))),
+		consoletest.WaitURL("/console/rates"),
 		chromedp.WaitVisible(chromedp.CSS("figure.chart svg")),
-		shot(t, "console-rates"),
+		consoletest.Shot(t, "console-rates"),
 	)
-	charts := get(t, ctx, "count the charts", chromedp.Evaluate[int](`document.querySelectorAll("figure.chart svg polyline").length`))
+	charts := consoletest.Get(t, ctx, "count the charts", chromedp.Evaluate[int](`document.querySelectorAll("figure.chart svg polyline").length`))
 	if charts != 3 {
 		t.Errorf("the rates page draws %d charts, want 3", charts)
 	}
@@ -195,30 +169,30 @@ func TestBrowserOperatorReplaysADeadLetter(t *testing.T) {
 
 func TestBrowserWrongKeyAndExpiredSessionAreRefused(t *testing.T) {
 	ts := startServer(t, Config{SessionTTL: 2 * time.Second}, fixture())
-	ctx := newBrowser(t)
-	run(t, ctx, "sign in with a wrong key",
+	ctx := consoletest.NewBrowser(t)
+	consoletest.Run(t, ctx, "sign in with a wrong key",
 		chromedp.Navigate(ts.URL+"/portal/signin"),
 		chromedp.WaitVisible(chromedp.ID("key")),
 		chromedp.SendKeys(chromedp.ID("key"), "ehk_wrong_key"),
-		navigates(chromedp.Click(chromedp.ID("signin"))),
+		consoletest.Navigates(chromedp.Click(chromedp.ID("signin"))),
 		chromedp.WaitVisible(chromedp.CSS(".flash")),
-		shot(t, "portal-wrong-key"),
+		consoletest.Shot(t, "portal-wrong-key"),
 	)
-	if txt := bodyText(t, ctx); !strings.Contains(txt, "That key was not accepted.") || strings.Contains(txt, "evt_a") {
+	if txt := consoletest.BodyText(t, ctx); !strings.Contains(txt, "That key was not accepted.") || strings.Contains(txt, "evt_a") {
 		t.Fatalf("after a wrong key:\n%s", txt)
 	}
-	run(t, ctx, "then the right key",
+	consoletest.Run(t, ctx, "then the right key",
 		chromedp.Navigate(ts.URL+"/portal/signin"),
 		chromedp.WaitVisible(chromedp.ID("key")),
 		chromedp.SendKeys(chromedp.ID("key"), keyManageA),
-		navigates(chromedp.Click(chromedp.ID("signin"))),
-		waitURL("/portal/events"),
+		consoletest.Navigates(chromedp.Click(chromedp.ID("signin"))),
+		consoletest.WaitURL("/portal/events"),
 		chromedp.WaitVisible(chromedp.CSS("table.events")),
 	)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		run(t, ctx, "reload the events", chromedp.Navigate(ts.URL+"/portal/events"))
-		loc := get(t, ctx, "read the URL", chromedp.Location())
+		consoletest.Run(t, ctx, "reload the events", chromedp.Navigate(ts.URL+"/portal/events"))
+		loc := consoletest.Get(t, ctx, "read the URL", chromedp.Location())
 		if strings.Contains(loc, "/portal/signin") {
 			break
 		}
@@ -227,7 +201,7 @@ func TestBrowserWrongKeyAndExpiredSessionAreRefused(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if txt := bodyText(t, ctx); strings.Contains(txt, "evt_a") || !strings.Contains(txt, "API key") {
+	if txt := consoletest.BodyText(t, ctx); strings.Contains(txt, "evt_a") || !strings.Contains(txt, "API key") {
 		t.Errorf("after expiry the browser shows:\n%s", txt)
 	}
 }
@@ -262,18 +236,18 @@ func hostileSource() *memSource {
 
 func TestBrowserRendersTenantMarkupInert(t *testing.T) {
 	ts := startServer(t, Config{}, hostileSource())
-	ctx := newBrowser(t)
-	run(t, ctx, "sign in to both",
+	ctx := consoletest.NewBrowser(t)
+	consoletest.Run(t, ctx, "sign in to both",
 		chromedp.Navigate(ts.URL+"/portal/signin"),
 		chromedp.WaitVisible(chromedp.ID("key")),
 		chromedp.SendKeys(chromedp.ID("key"), keyManageA),
-		navigates(chromedp.Click(chromedp.ID("signin"))),
-		waitURL("/portal/events"),
+		consoletest.Navigates(chromedp.Click(chromedp.ID("signin"))),
+		consoletest.WaitURL("/portal/events"),
 		chromedp.Navigate(ts.URL+"/console/signin"),
 		chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), adminToken),
-		navigates(chromedp.Click(chromedp.ID("signin"))),
-		waitURL("/console/tenants"),
+		consoletest.Navigates(chromedp.Click(chromedp.ID("signin"))),
+		consoletest.WaitURL("/console/tenants"),
 	)
 	pages := []struct {
 		path     string
@@ -288,11 +262,11 @@ func TestBrowserRendersTenantMarkupInert(t *testing.T) {
 		{"/console/dlq", []string{hostileType, hostileError}},
 	}
 	for _, p := range pages {
-		run(t, ctx, "open "+p.path, chromedp.Navigate(ts.URL+p.path), chromedp.WaitReady(chromedp.CSS("main")))
-		pwned := get(t, ctx, "read __pwned", chromedp.Evaluate[string](`typeof window.__pwned`))
-		injected := get(t, ctx, "count injected elements", chromedp.Evaluate[int](
+		consoletest.Run(t, ctx, "open "+p.path, chromedp.Navigate(ts.URL+p.path), chromedp.WaitReady(chromedp.CSS("main")))
+		pwned := consoletest.Get(t, ctx, "read __pwned", chromedp.Evaluate[string](`typeof window.__pwned`))
+		injected := consoletest.Get(t, ctx, "count injected elements", chromedp.Evaluate[int](
 			`document.querySelectorAll("script, img, iframe, b, [onerror], [onload], [onmouseover]").length`))
-		text := get(t, ctx, "read the page", chromedp.Evaluate[string](`document.querySelector("main").innerText`))
+		text := consoletest.Get(t, ctx, "read the page", chromedp.Evaluate[string](`document.querySelector("main").innerText`))
 		if pwned != "undefined" {
 			t.Errorf("%s: window.__pwned is %s", p.path, pwned)
 		}
@@ -305,13 +279,13 @@ func TestBrowserRendersTenantMarkupInert(t *testing.T) {
 			}
 		}
 		if strings.Contains(p.path, "?") {
-			typed := get(t, ctx, "read the reflected filter", chromedp.Evaluate[string](`document.querySelector("form.filters input:not([type=hidden])").value`))
+			typed := consoletest.Get(t, ctx, "read the reflected filter", chromedp.Evaluate[string](`document.querySelector("form.filters input:not([type=hidden])").value`))
 			if typed != hostileQuery {
 				t.Errorf("%s: the filter box holds %q, want the query as typed", p.path, typed)
 			}
 		}
 	}
-	run(t, ctx, "screenshot the hostile event", chromedp.Navigate(ts.URL+"/portal/events/evt_hostile"), chromedp.WaitReady(chromedp.CSS("main")), shot(t, "portal-event-escaped"))
+	consoletest.Run(t, ctx, "screenshot the hostile event", chromedp.Navigate(ts.URL+"/portal/events/evt_hostile"), chromedp.WaitReady(chromedp.CSS("main")), consoletest.Shot(t, "portal-event-escaped"))
 }
 
 func urlQuery(s string) string {

@@ -39,21 +39,28 @@ type PortalSource interface {
 // implements it on the same code as the admin API; the console has checked the admin
 // token before any call.
 type OperatorSource interface {
-	// ListTenants returns one page of tenants whose id, target URL or plan contains
-	// filter.Query (all tenants for an empty query).
+	// ListTenants returns one page of tenants whose id, plan or status contains
+	// filter.Query (all tenants for an empty query). A list need not fill TargetURL
+	// (the admin component keeps it in Vault and does not read Vault per row), and a
+	// page of a narrow query may be short and still have a Next.
 	ListTenants(ctx context.Context, filter TenantFilter) (TenantPage, error)
 	// CreateTenant creates a tenant and returns its first API key and signing secret.
 	CreateTenant(ctx context.Context, req NewTenant) (CreatedTenant, error)
 	// SetStatus changes a tenant's status (active or suspended); an unknown tenant is
 	// ErrNotFound.
 	SetStatus(ctx context.Context, tenantID string, status TenantStatus) error
-	// DeadLetters returns one page of dead letters, newest first, matching filter.
+	// DeadLetters returns one page of dead letters, newest first, matching filter
+	// (TenantID exactly, Reason as a substring). A page of a narrow filter may be
+	// short and still have a Next: a source bounds what one page reads.
 	DeadLetters(ctx context.Context, filter DeadLetterFilter) (DeadLetterPage, error)
-	// ReplayDeadLetters re-publishes the given dead letters and reports which were.
+	// ReplayDeadLetters asks for the events of the given dead letters to be delivered
+	// again and reports which requests were accepted (stored); Failed says why the
+	// others were not.
 	ReplayDeadLetters(ctx context.Context, ids []string) (ReplayResult, error)
 	// Mesh describes the hub nodes, the edges' links and the consumers.
 	Mesh(ctx context.Context) (Mesh, error)
-	// Rates returns ingest and delivery counts per step over the window before now.
+	// Rates returns ingest and delivery counts per step over the window before now
+	// (the admin component's cover only the time since it started).
 	Rates(ctx context.Context, window time.Duration) (Rates, error)
 }
 

@@ -173,11 +173,23 @@ func Permissions(c Component, site Site) *server.Permissions {
 		pub = append(pub, kvWatch(BucketStatus)...)
 		pub = append(pub, localAPI+".STREAM.INFO."+StreamParked)
 	case c == Admin:
-		// Read and write identity, announce config changes, answer relayed tenant
-		// requests (replies through allow_responses only). No events, no statuses.
+		// Read, write and list identity, announce config changes, answer
+		// relayed tenant requests (replies through allow_responses only). For the
+		// operator console: read DLQ (stream info, messages by sequence) and publish
+		// replay requests, as the tenant API does; look up EVENTS (its cluster and
+		// sources: the mesh; its last sequence: the rates) and the delivery and DLQ
+		// consumers (backlogs). No event payloads, no statuses, no consumers of its
+		// own on EVENTS or DLQ, no acks, no deletes.
 		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
 		pub = append(pub, kvWrite(BucketIdentity)...)
-		pub = append(pub, ConfigChangedPrefix+"*")
+		pub = append(pub, ConfigChangedPrefix+"*", ReplaySubjectPrefix+"*",
+			localAPI+".DIRECT.GET."+kvStream(BucketIdentity), // batched reads: the tenant list
+			localAPI+".STREAM.INFO."+StreamDLQ,
+			localAPI+".STREAM.MSG.GET."+StreamDLQ,
+			localAPI+".STREAM.INFO."+StreamEvents,
+			localAPI+".CONSUMER.INFO."+StreamEvents+"."+ConsumerDeliver,
+			localAPI+".CONSUMER.INFO."+StreamDLQ+"."+ConsumerDLQ,
+		)
 		sub = append(sub, AdminTenantSubject)
 		resp := adminResponses
 		return &server.Permissions{

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
 )
 
@@ -566,6 +567,33 @@ func streamInfo(what string, w where, stream string) step {
 	}}
 }
 
+// listTenants lists the identity bucket's tenants as the operator console does
+// (batched direct gets).
+var listTenants = step{what: "list tenants", run: func(ctx context.Context, cl *client) error {
+	page, err := identity.NewLister(cl.nc, natsconf.BucketIdentity).ListTenants(ctx, identity.ListQuery{Limit: 10})
+	if err != nil {
+		return err
+	}
+	if len(page.Tenants) == 0 || page.Tenants[0].TenantID != tenant {
+		return fmt.Errorf("listed %+v, want %s first", page.Tenants, tenant)
+	}
+	return nil
+}}
+
+// consumerInfo looks consumer on stream up.
+func consumerInfo(what, stream, consumer string) step {
+	return step{what: what, run: func(ctx context.Context, cl *client) error {
+		c, err := cl.js.Consumer(ctx, stream, consumer)
+		if err != nil {
+			return err
+		}
+		if got := c.CachedInfo().Name; got != consumer {
+			return fmt.Errorf("got consumer %q", got)
+		}
+		return nil
+	}}
+}
+
 // accountInfo asks the JetStream w names for the account's usage.
 func accountInfo(what string, w where) step {
 	return step{what: what, run: func(ctx context.Context, cl *client) error {
@@ -817,8 +845,15 @@ func hubSteps(c natsconf.Component) []step {
 		steps = []step{
 			kvPut("write identity", local, natsconf.BucketIdentity, "tenants.ten_b"),
 			kvGet("read identity", local, natsconf.BucketIdentity, identityKey),
+			listTenants,
 			peerReceives("announce a config change", natsconf.ConfigChangedPrefix+tenant),
 			answersRequests("answer relayed tenant requests", natsconf.AdminTenantSubject),
+			// The operator console.
+			getMsg("read dead letters by sequence", natsconf.StreamDLQ, 1),
+			publishAcked("request a replay", natsconf.ReplaySubject(tenant), natsconf.StreamDLQ, local),
+			streamInfo("look up "+natsconf.StreamEvents, local, natsconf.StreamEvents),
+			consumerInfo("look up the delivery consumer", natsconf.StreamEvents, natsconf.ConsumerDeliver),
+			consumerInfo("look up the DLQ consumer", natsconf.StreamDLQ, natsconf.ConsumerDLQ),
 			relayRequest,
 			writeGatewayBox,
 			watchIdentity,
@@ -826,10 +861,22 @@ func hubSteps(c natsconf.Component) []step {
 			writeStatus,
 			readStatus,
 			readEvents,
+			directGetEvents,
+			deniedRequest("read events by last subject", api+".STREAM.MSG.GET."+natsconf.StreamEvents, `{"last_by_subj":"`+natsconf.EventSubject(tenant)+`"}`),
+			readParked,
+			parkEvent,
 			consumeDeliver,
+			ackEvent,
+			createEventsCons,
 			consumeDLQ,
+			deniedPublish("ack a DLQ message", "$JS.ACK."+natsconf.StreamDLQ+"."+natsconf.ConsumerDLQ+".1.1.1.1.0"),
+			deniedRequest("create a consumer on "+natsconf.StreamDLQ, api+".CONSUMER.CREATE."+natsconf.StreamDLQ, consumerCreate(natsconf.StreamDLQ)),
+			deniedRequest("delete a dead letter", api+".STREAM.MSG.DELETE."+natsconf.StreamDLQ, `{"seq":1}`),
+			deniedRequest("purge "+natsconf.StreamDLQ, api+".STREAM.PURGE."+natsconf.StreamDLQ, `{}`),
+			deniedRequest("delete the DLQ consumer", api+".CONSUMER.DELETE."+natsconf.StreamDLQ+"."+natsconf.ConsumerDLQ, ""),
+			deniedRequest("look up the status bucket", api+".STREAM.INFO.KV_"+natsconf.BucketStatus, ""),
+			deniedRequest("watch statuses", api+".CONSUMER.CREATE.KV_"+natsconf.BucketStatus, consumerCreate("KV_"+natsconf.BucketStatus)),
 			writeDeadLetter,
-			requestReplay,
 			followChanges,
 		}
 	case natsconf.Worker:
@@ -1126,6 +1173,8 @@ func TestPermissionCheckerCatchesWrongGrants(t *testing.T) {
 		{c: natsconf.Gateway, what: "answer relayed tenant requests", edit: allowSub(natsconf.AdminTenantSubject), want: "not denied"},
 		{c: natsconf.Admin, what: "publish to the gateway's inbox unasked", edit: allowPub(natsconf.InboxPrefix(natsconf.Gateway) + ".>"), want: "not denied"},
 		{c: natsconf.Admin, what: "answer relayed tenant requests", edit: func(p *server.Permissions) { p.Response = nil }, want: "should be allowed"},
+		{c: natsconf.Admin, what: "read events back", edit: allowPub(readEvents.denied.subject), want: "not denied"},
+		{c: natsconf.Admin, what: "request a replay", edit: dropPub(natsconf.ReplaySubjectPrefix + "*"), want: "should be allowed"},
 		{c: natsconf.Gateway, what: "relay a tenant request to the admin API", edit: dropPub(natsconf.AdminTenantSubject), want: "should be allowed"},
 		{c: natsconf.Worker, what: "read identity", edit: allowPub("$JS.API.DIRECT.GET.KV_identity.>"), want: "not denied"},
 		{c: natsconf.Receiver, what: "read events back", edit: allowPub(readEvents.denied.subject), want: "not denied"},

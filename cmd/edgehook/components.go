@@ -51,12 +51,18 @@ type adminOptions struct {
 	// allowPrivate lets target URLs name private and loopback addresses; `up` sets it
 	// from the worker's EDGEHOOK_ALLOW_PRIVATE_TARGETS.
 	allowPrivate bool
+	// The operator console's session lifetime and Secure cookies.
+	consoleTTL    time.Duration
+	secureCookies bool
 }
 
 func (o *adminOptions) register(s *settings) {
 	s.String(&o.addr, "admin-addr", "EDGEHOOK_ADMIN_ADDR", admin.DefaultAddr, "admin API listen address (keep it off the public network)")
 	s.Secret(&o.token, "admin-token", "EDGEHOOK_ADMIN_TOKEN", fmt.Sprintf("admin API bearer token, at least %d characters (up generates one if unset)", admin.MinTokenLen))
 	s.Duration(&o.rotationWindow, "rotation-window", "EDGEHOOK_ROTATION_WINDOW", admin.DefaultRotationWindow, "how long a rotated-out signing secret stays valid")
+	s.Duration(&o.consoleTTL, "console-session-ttl", "EDGEHOOK_CONSOLE_SESSION_TTL", console.DefaultSessionTTL,
+		fmt.Sprintf("how long an operator console session (at /console/ on the admin address) lasts, at most %s", console.MaxSessionTTL))
+	s.Bool(&o.secureCookies, "console-secure-cookies", "EDGEHOOK_CONSOLE_SECURE_COOKIES", false, "mark the operator console's cookies Secure on plain HTTP too (behind a TLS-terminating proxy)")
 }
 
 // stack runs a process's components together: the first to fail stops the others,
@@ -195,8 +201,9 @@ func (s *stack) startAdmin(o adminOptions, store vault.ConfigStore, reg promethe
 	}
 	srv, err := admin.New(admin.Config{
 		Addr: o.addr, Token: o.token, RotationWindow: o.rotationWindow, AllowPrivateTargets: o.allowPrivate,
+		ConsoleSessionTTL: o.consoleTTL, ConsoleSecureCookies: o.secureCookies,
 	}, admin.Deps{
-		Identity: identity.NewStore(idKV), Configs: store, NATS: nc, Ready: s.configsReady,
+		Identity: identity.NewStore(idKV), Configs: store, NATS: nc, JS: js, Ready: s.configsReady,
 		Logger: s.log, Registerer: reg, Gatherer: gather,
 	})
 	if err != nil {

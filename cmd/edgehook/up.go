@@ -254,8 +254,8 @@ const suppliedTokenPlaceholder = `"$EDGEHOOK_ADMIN_TOKEN"`
 
 func printQuickStart(env *environment, o upOptions, generatedToken bool) {
 	w := env.stdout
-	fmt.Fprintf(w, "\nedgehook is up.\n  gateway   http://%s\n  portal    http://%s/portal/ (sign in with a read or manage API key)\n  admin API http://%s\n  receiver  http://%s\n  nats      nats://%s\n\n",
-		o.gateway.httpAddr, o.gateway.httpAddr, o.admin.addr, o.receiverAddr, o.natsAddr)
+	fmt.Fprintf(w, "\nedgehook is up.\n  gateway   http://%s\n  portal    http://%s/portal/ (sign in with a read or manage API key)\n  admin API http://%s\n  console   http://%s/console/ (sign in with the admin token)\n  receiver  http://%s\n  nats      nats://%s\n\n",
+		o.gateway.httpAddr, o.gateway.httpAddr, o.admin.addr, o.admin.addr, o.receiverAddr, o.natsAddr)
 	token := suppliedTokenPlaceholder
 	if generatedToken {
 		token = o.admin.token

@@ -7,6 +7,7 @@ package consoletest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,12 +18,12 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// ChromiumPath is where Debian's chromium package installs the browser.
+// ChromiumPath is where Debian's chromium package (installed by `make tools`) puts the
+// browser.
 const ChromiumPath = "/usr/bin/chromium"
 
-// NewBrowser starts a fresh headless Chromium for one test and returns its context,
-// cancelled (and the browser stopped) when the test ends. A missing Chromium fails
-// the test: the browser tests are part of `make test`.
+// NewBrowser starts a fresh headless Chromium for one test and returns its context.
+// A missing Chromium fails the test: the browser tests are part of `make test`.
 func NewBrowser(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(ChromiumPath); err != nil {
@@ -119,10 +120,14 @@ func Navigates(click chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Vo
 	})
 }
 
-// Shot writes a full-page screenshot to dir/name.png (dir is a folder git ignores).
-func Shot(t *testing.T, dir, name string) chromedp.Action[chromedp.Void] {
+// Shot writes a full-page screenshot to ShotsDir/name.png.
+func Shot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		png, err := chromedp.FullScreenshot(100)(ctx, tg)
+		if err != nil {
+			return err
+		}
+		dir, err := ShotsDir()
 		if err != nil {
 			return err
 		}
@@ -132,6 +137,26 @@ func Shot(t *testing.T, dir, name string) chromedp.Action[chromedp.Void] {
 		t.Logf("screenshot %s", filepath.Join(dir, name+".png"))
 		return os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
 	})
+}
+
+// ShotsDir returns the one folder every browser test writes its screenshots to,
+// console/testdata/shots in the module (git ignores it), found from the working
+// directory, which go test sets to the package's.
+func ShotsDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "console", "testdata", "shots"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("consoletest: no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
 
 // BodyText returns the text of the page's body.
