@@ -178,8 +178,10 @@ func Permissions(c Component, site Site) *server.Permissions {
 		// operator console: read DLQ (stream info, messages by sequence) and publish
 		// replay requests, as the tenant API does; look up EVENTS (its cluster and
 		// sources: the mesh; its last sequence: the rates) and the delivery and DLQ
-		// consumers (backlogs). No event payloads, no statuses, no consumers of its
-		// own on EVENTS or DLQ, no acks, no deletes.
+		// consumers (backlogs). A dead letter holds its event's payload, so the admin
+		// sees the payloads of dead-lettered events; it reads no message of EVENTS,
+		// no statuses, and has no consumers of its own on EVENTS or DLQ, no acks, no
+		// deletes.
 		pub = append(pub, kvRead(localAPI, BucketIdentity)...)
 		pub = append(pub, kvWrite(BucketIdentity)...)
 		pub = append(pub, ConfigChangedPrefix+"*", ReplaySubjectPrefix+"*",
