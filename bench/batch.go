@@ -44,6 +44,9 @@ type BatchFigures struct {
 	// SystemCPUMicrosPerEvent, SingleSystemCPUMicrosPerEvent and SystemCPURatio are the
 	// same for the system's named processes (--system-pid, read from /proc), when the
 	// system runs apart from the bench; the figures above are then the bench's own.
+	// They count all the processes do: under `edgehook up`, its worker delivering the
+	// events to the receiver as well, the single events' backlog partly in the batch
+	// window.
 	SystemCPUMicrosPerEvent       float64 `json:"system_cpu_us_per_event,omitempty"`
 	SingleSystemCPUMicrosPerEvent float64 `json:"single_system_cpu_us_per_event,omitempty"`
 	SystemCPURatio                float64 `json:"system_cpu_ratio,omitempty"`
