@@ -41,11 +41,39 @@ type BatchFigures struct {
 	SingleEventsPerS        float64 `json:"single_events_per_s"`
 	SingleCPUMicrosPerEvent float64 `json:"single_cpu_us_per_event"`
 	CPURatio                float64 `json:"cpu_ratio"`
+	// SystemCPUMicrosPerEvent, SingleSystemCPUMicrosPerEvent and SystemCPURatio are the
+	// same for the system's named processes (--system-pid, read from /proc), when the
+	// system runs apart from the bench; the figures above are then the bench's own.
+	// They count all the processes do: under `edgehook up`, its worker delivering the
+	// events to the receiver as well, the single events' backlog partly in the batch
+	// window.
+	SystemCPUMicrosPerEvent       float64 `json:"system_cpu_us_per_event,omitempty"`
+	SingleSystemCPUMicrosPerEvent float64 `json:"single_system_cpu_us_per_event,omitempty"`
+	SystemCPURatio                float64 `json:"system_cpu_ratio,omitempty"`
 }
 
 func (f *BatchFigures) note() string {
-	return fmt.Sprintf("; batches of %d over %d connections: %.0f batches/s; single-event ingest %.0f events/s at %.1f µs CPU/event (batch CPU/event ratio %.3f)",
+	n := fmt.Sprintf("; batches of %d over %d connections: %.0f batches/s; single-event ingest %.0f events/s at %.1f µs CPU/event (batch CPU/event ratio %.3f)",
 		f.BatchSize, f.BatchConnections, f.BatchesPerS, f.SingleEventsPerS, f.SingleCPUMicrosPerEvent, f.CPURatio)
+	if f.SystemCPURatio > 0 {
+		n += fmt.Sprintf("; system processes %.1f µs/event in batches, %.1f single (ratio %.3f)",
+			f.SystemCPUMicrosPerEvent, f.SingleSystemCPUMicrosPerEvent, f.SystemCPURatio)
+	}
+	return n
+}
+
+// systemCPU is the CPU time the system's named processes used so far (0 when it runs
+// in the bench's process).
+func (s *system) systemCPU() (time.Duration, error) {
+	if len(s.Processes) == 0 {
+		return 0, nil
+	}
+	snap, err := s.cpuSnapshot()
+	var total time.Duration
+	for _, d := range snap {
+		total += d
+	}
+	return total, err
 }
 
 // batch measures batch ingest flat out (or at c.Rate events/s) next to single-event
@@ -77,10 +105,20 @@ func (b *Bench) batch(ctx context.Context, c Case) (Result, error) {
 	}
 	var one counters
 	stop := progress(b.cfg.Progress, c.String()+" (single events)", &one)
+	sys0, err := s.systemCPU()
+	if err != nil {
+		stop()
+		return Result{}, err
+	}
 	cpu0, start := processCPU(), time.Now()
 	single.run(ctx, NewPacer(start, 0, b.cfg.Duration), newSingle, &one)
 	singleWindow, singleCPU := time.Since(start), processCPU()-cpu0
+	sys1, err := s.systemCPU()
 	stop()
+	if err != nil {
+		return Result{}, err
+	}
+	singleSys := sys1 - sys0
 	if one.events.Load() == 0 {
 		return Result{}, fmt.Errorf("no single event accepted: %s", one.firstError())
 	}
@@ -104,10 +142,18 @@ func (b *Bench) batch(ctx context.Context, c Case) (Result, error) {
 	}
 	var reqs counters
 	stop = progressOf(b.cfg.Progress, c.String()+" (events in batches)", &events, &reqs.errors)
+	if sys0, err = s.systemCPU(); err != nil {
+		stop()
+		return Result{}, err
+	}
 	cpu0, start = processCPU(), time.Now()
 	lat := batches.run(ctx, NewPacer(start, rate, b.cfg.Duration), newBatch, &reqs)
 	window, cpu := time.Since(start), processCPU()-cpu0
+	sys1, err = s.systemCPU()
 	stop()
+	if err != nil {
+		return Result{}, err
+	}
 
 	var r Result
 	singlePerS := float64(one.events.Load()) / singleWindow.Seconds()
@@ -123,6 +169,16 @@ func (b *Bench) batch(ctx context.Context, c Case) (Result, error) {
 	}
 	if f.SingleCPUMicrosPerEvent > 0 {
 		f.CPURatio = round(r.CPUMicrosPerEvent/f.SingleCPUMicrosPerEvent, 3)
+	}
+	if len(s.Processes) > 0 && r.Events > 0 {
+		perEvent := func(d time.Duration, n int64) float64 {
+			return round(float64(d)/float64(time.Microsecond)/float64(n), 1)
+		}
+		f.SystemCPUMicrosPerEvent = perEvent(sys1-sys0, r.Events)
+		f.SingleSystemCPUMicrosPerEvent = perEvent(singleSys, one.events.Load())
+		if f.SingleSystemCPUMicrosPerEvent > 0 {
+			f.SystemCPURatio = round(f.SystemCPUMicrosPerEvent/f.SingleSystemCPUMicrosPerEvent, 3)
+		}
 	}
 	r.BatchFigures = f
 	return r, nil

@@ -3,6 +3,8 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -64,4 +66,38 @@ func TestBatchScenarioReportsBatchAndSingleIngest(t *testing.T) {
 	if !strings.Contains(table.String(), "batches of 100") || !strings.Contains(table.String(), "single-event ingest") {
 		t.Errorf("table lacks the batch note:\n%s", table.String())
 	}
+	if strings.Contains(out.String(), "system_cpu") {
+		t.Errorf("system CPU figures for a system in the bench's process:\n%s", out.String())
+	}
 }
+
+// TestBatchScenarioReadsTheSystemsCPU: with the system's processes named, the batch
+// scenario also reports their CPU per event, batched and single, and its ratio.
+func TestBatchScenarioReadsTheSystemsCPU(t *testing.T) {
+	launch, _ := launcher(t)
+	b, err := bench.New(shortConfig(), withProcesses(launch, bench.Process{Name: "system", PID: os.Getpid()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	results, err := b.Run(ctx, []bench.Case{{Scenario: bench.ScenarioBatch}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := results[0].BatchFigures
+	if f == nil || f.SystemCPUMicrosPerEvent <= 0 || f.SingleSystemCPUMicrosPerEvent <= 0 ||
+		f.SystemCPURatio != round3(f.SystemCPUMicrosPerEvent/f.SingleSystemCPUMicrosPerEvent) {
+		t.Fatalf("system CPU figures: %+v", f)
+	}
+	var table bytes.Buffer
+	if err := bench.WriteTable(&table, results); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "system processes") {
+		t.Errorf("table lacks the system's CPU:\n%s", table.String())
+	}
+}
+
+// round3 rounds v to three decimals, as the bench's ratios are.
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }

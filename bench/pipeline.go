@@ -39,12 +39,18 @@ type PipelineFigures struct {
 	CPUIncludesBench   bool               `json:"cpu_includes_bench"`
 	// SinkRejected counts webhooks the endpoint refused (bad signature or headers).
 	SinkRejected int64 `json:"sink_rejected"`
+	// IngestP50Ms and IngestP99Ms are the ingest part of the e2e latency: from the
+	// send time (the intended one at a fixed rate) to the 202, so what the e2e figures
+	// add to them is delivery's share.
+	IngestP50Ms float64 `json:"ingest_p50_ms"`
+	IngestP99Ms float64 `json:"ingest_p99_ms"`
 }
 
 // note is the pipeline's figures under the table; cpu is the result's CPUMsPerEvent.
 func (f *PipelineFigures) note(cpu float64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "; ingest %.0f/s, %d delivered in the window; cpu %.4f ms/event (", f.IngestPerS, f.DeliveredInWindow, cpu)
+	fmt.Fprintf(&b, "; ingest %.0f/s (202 p50 %.3f ms, p99 %.3f ms), %d delivered in the window; cpu %.4f ms/event (",
+		f.IngestPerS, f.IngestP50Ms, f.IngestP99Ms, f.DeliveredInWindow, cpu)
 	for i, name := range slices.Sorted(maps.Keys(f.CPUMsByProcess)) {
 		if i > 0 {
 			b.WriteString(", ")
@@ -143,7 +149,7 @@ func (b *Bench) pipeline(ctx context.Context, c Case) (Result, error) {
 	}
 	self0, start := processCPU(), time.Now()
 	m.window(start, start.Add(b.cfg.Duration))
-	load.run(ctx, NewPacer(start, c.Rate, b.cfg.Duration), newReq, &cnt)
+	ingestLat := load.run(ctx, NewPacer(start, c.Rate, b.cfg.Duration), newReq, &cnt)
 	window := time.Since(start)
 	drain(ctx, m, b.cfg.DrainTimeout)
 	cpu1, err := s.cpuSnapshot()
@@ -162,6 +168,8 @@ func (b *Bench) pipeline(ctx context.Context, c Case) (Result, error) {
 		CPUMsByProcess:    map[string]float64{},
 		CPUIncludesBench:  len(s.Processes) == 0,
 		SinkRejected:      sink.rejected.Load(),
+		IngestP50Ms:       ms(ingestLat.Percentile(50)),
+		IngestP99Ms:       ms(ingestLat.Percentile(99)),
 	}
 	perEvent := func(d time.Duration) float64 {
 		if matched == 0 {

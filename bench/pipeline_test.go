@@ -52,7 +52,7 @@ func TestPipelineDeliversEveryAcceptedEventAndReportsCPUPerProcess(t *testing.T)
 		if m["scenario"] != "pipeline" {
 			t.Errorf("line %d: scenario %v, want pipeline", i, m["scenario"])
 		}
-		want := append(requiredFields, "cpu_ms_per_event", "cpu_ms_per_event_by_process", "ingest_per_s", "delivered_in_window")
+		want := append(requiredFields, "cpu_ms_per_event", "cpu_ms_per_event_by_process", "ingest_per_s", "delivered_in_window", "ingest_p50_ms", "ingest_p99_ms")
 		if cases[i].Rate == 0 {
 			want = append(want, "target", "jetstream_ceiling_per_s", "http_ceiling_per_s", "combined_ceiling_per_s", "ratio_combined")
 		}
@@ -82,6 +82,10 @@ func TestPipelineDeliversEveryAcceptedEventAndReportsCPUPerProcess(t *testing.T)
 		}
 		if r.P50Ms <= 0 || r.P50Ms > r.P99Ms || r.P99Ms > r.MaxMs {
 			t.Errorf("%s: percentiles out of order or empty: p50 %v p99 %v max %v", c, r.P50Ms, r.P99Ms, r.MaxMs)
+		}
+		// The ingest share of the latency (send to 202) is reported beside e2e.
+		if f.IngestP50Ms <= 0 || f.IngestP50Ms > f.IngestP99Ms {
+			t.Errorf("%s: ingest percentiles out of order or empty: p50 %v p99 %v", c, f.IngestP50Ms, f.IngestP99Ms)
 		}
 		if r.ThroughputPerS <= 0 || f.DeliveredInWindow > r.Events || f.IngestPerS <= 0 {
 			t.Errorf("%s: implausible rates: %+v %+v", c, r, *f)

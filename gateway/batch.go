@@ -599,3 +599,14 @@ func forEachElement(b []byte, i int, fn func(es, ee int)) {
 		j = skipSpace(b, j+1)
 	}
 }
+
+// awaitAck waits for a publish's ack or error; the publisher's async timeout
+// guarantees one of them arrives.
+func awaitAck(f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	}
+}

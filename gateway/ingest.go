@@ -85,32 +85,30 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, _ string) error {
 		return err
 	}
 
-	// Both messages go out before waiting, so the two acks cost one round trip. The
-	// publisher's async timeout (PublishTimeout) bounds both waits.
-	evAck, err := s.pub.PublishMsgAsync(&out.ev)
-	if err != nil {
-		return s.publishFailed(t.TenantID, eventID, err)
-	}
-	stAck, stErr := s.pub.PublishMsgAsync(&out.st)
-	ack, err := awaitAck(evAck)
-	s.metrics.publish.Observe(time.Since(now).Seconds())
-	if err != nil {
-		return s.publishFailed(t.TenantID, eventID, err)
-	}
-	if stErr == nil {
-		_, stErr = awaitAck(stAck)
-	}
-	if stErr == nil {
-		// Both publishes ended in an ack, so the client holds neither message any more.
-		// After an error or timeout the messages are left to the garbage collector: a
-		// no-responders retry may still be about to re-send them.
+	// Both messages go out before waiting, so the two acks cost one round trip, and
+	// both waits end by the publish timeout.
+	deadline := now.Add(s.cfg.PublishTimeout)
+	if err := s.acks.publish(&out.ev, out.evAck); err != nil {
 		out.release(&s.outs)
-	} else if !status.IsAlreadyWritten(stErr) {
+		return s.publishFailed(t.TenantID, eventID, err)
+	}
+	stErr := s.acks.publish(&out.st, out.stAck)
+	ack := s.acks.awaitRetrying(&out.ev, out.evAck, out.timer, deadline)
+	s.metrics.publish.Observe(time.Since(now).Seconds())
+	if stErr == nil {
+		stErr = s.acks.awaitRetrying(&out.st, out.stAck, out.timer, deadline).err
+	}
+	// Both slots are settled and the connection copied both messages out.
+	out.release(&s.outs)
+	if ack.err != nil {
+		return s.publishFailed(t.TenantID, eventID, ack.err)
+	}
+	if stErr != nil && !status.IsAlreadyWritten(stErr) {
 		// The event is durable; the worker writes its status when it delivers.
 		s.log.Warn("queued status not recorded", "tenant", t.TenantID, "event", eventID, "error", stErr)
 	}
 
-	if ack.Duplicate {
+	if ack.duplicate {
 		ctx.Response.Header.Set(HeaderIdempotentReplayed, "true")
 	} else {
 		s.metrics.accepted.Inc()
@@ -125,26 +123,27 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, _ string) error {
 }
 
 // outgoing is one event's two messages, the event on EVENTS and its queued status
-// record, reused across requests through Server.outs: header maps, value slices and
-// buffers are kept, so an event costs a handful of small allocations.
+// record, with the slots their acks arrive in and the timer bounding the wait, reused
+// across requests through Server.outs: header maps, value slices and buffers are
+// kept, so an event costs a handful of small allocations.
 type outgoing struct {
-	ev, st nats.Msg
+	ev, st       nats.Msg
+	evAck, stAck *ackSlot
+	timer        *time.Timer // stopped between uses
 	// the ev header's values, one element each
 	id, tenant, typ, ingest, msgID []string
 	// strs holds the subject and ingest time, converted to a string once per event
 	strs []byte
 }
 
-// maxPooledBody is the largest body buffer an outgoing keeps when it is pooled, so a
-// rare large event does not pin its buffer in the pool.
-const maxPooledBody = 64 << 10
-
 // newOutgoing is the New function of Server.outs.
 func newOutgoing() any {
 	o := &outgoing{
 		id: make([]string, 1), tenant: make([]string, 1), typ: make([]string, 1),
 		ingest: make([]string, 1), msgID: make([]string, 1),
+		evAck: newAckSlot(), stAck: newAckSlot(), timer: time.NewTimer(time.Hour),
 	}
+	o.timer.Stop()
 	o.ev.Header = nats.Header{
 		natsconf.HeaderEventID:    o.id,
 		natsconf.HeaderTenant:     o.tenant,
@@ -173,33 +172,20 @@ func (o *outgoing) fill(subjectPrefix, queuedBucket string, t identity.Tenant, e
 	} else {
 		delete(o.ev.Header, jetstream.MsgIDHeader)
 	}
-	// fasthttp reuses the request buffer once the handler returns, and a publish that
-	// times out may still be re-sent by the client's no-responders retry, so the
-	// message owns a copy of the body.
-	o.ev.Data = append(o.ev.Data[:0], body...)
+	// The connection copies a message out as it publishes it, and nothing publishes
+	// it after the handler returns (acks.awaitRetrying re-sends it from the handler),
+	// so the message can point at the request's body.
+	o.ev.Data = body
 	utc := now.UTC()
 	return status.FillQueuedMsgIn(&o.st, queuedBucket, status.Record{
 		EventID: eventID, TenantID: t.TenantID, Type: eventType, CreatedAt: utc, UpdatedAt: utc,
 	})
 }
 
-// release returns o to pool, dropping a body buffer grown past maxPooledBody.
+// release returns o to pool, holding no reference to the request's body.
 func (o *outgoing) release(pool *sync.Pool) {
-	if cap(o.ev.Data) > maxPooledBody {
-		o.ev.Data = nil
-	}
+	o.ev.Data = nil
 	pool.Put(o)
-}
-
-// awaitAck waits for a publish's ack or error; the publisher's async timeout
-// guarantees one of them arrives.
-func awaitAck(f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
-	select {
-	case ack := <-f.Ok():
-		return ack, nil
-	case err := <-f.Err():
-		return nil, err
-	}
 }
 
 func (s *Server) publishFailed(tenantID, eventID string, err error) error {

@@ -35,6 +35,7 @@ type Server struct {
 	deps     Deps
 	log      *slog.Logger
 	pub      jetstream.JetStream
+	acks     *acks // of single-event ingest (publish.go)
 	metrics  *metrics
 	parsers  fastjson.ParserPool
 	outs     sync.Pool // *outgoing (ingest.go)
@@ -76,11 +77,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	ak, err := newAcks(pub.Conn())
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:     cfg,
 		deps:    deps,
 		log:     deps.Logger.With("component", "gateway"),
 		pub:     pub,
+		acks:    ak,
 		metrics: m,
 		promh:   fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})),
 	}

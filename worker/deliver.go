@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/edgehook/edgehook/natsconf"
@@ -79,26 +80,51 @@ func parseEvent(msg jetstream.Msg) (event, error) {
 	if err != nil {
 		return ev, fmt.Errorf("%w: %w", errNotEvent, err)
 	}
-	ev.used, _ = strconv.Atoi(h.Get(natsconf.HeaderAttempts))
-	ev.used = max(ev.used, 0)
-	ev.parkedFrom, _ = strconv.ParseUint(h.Get(natsconf.HeaderParkedFrom), 10, 64)
+	// The headers of parking and replays are absent from most events: they are read
+	// only when set, since a failed parse allocates its error.
+	ev.used = headerInt(h, natsconf.HeaderAttempts)
+	if v := h.Get(natsconf.HeaderParkedFrom); v != "" {
+		ev.parkedFrom, _ = strconv.ParseUint(v, 10, 64)
+	}
 	ev.probe = h.Get(natsconf.HeaderProbe)
 	ev.fired = h.Get(natsconf.HeaderScheduler) != ""
-	if ns, err := strconv.ParseInt(h.Get(natsconf.HeaderDue), 10, 64); err == nil {
+	if ns, ok := headerInt64(h, natsconf.HeaderDue); ok {
 		ev.due = time.Unix(0, ns)
 	}
 	ev.delivered = int(meta.NumDelivered)
 	ev.attempt = ev.used + ev.delivered
 	ev.seq = meta.Sequence.Stream
-	if ns, err := strconv.ParseInt(h.Get(natsconf.HeaderIngestTime), 10, 64); err == nil {
+	if ns, ok := headerInt64(h, natsconf.HeaderIngestTime); ok {
 		ev.createdAt = time.Unix(0, ns).UTC()
 	} else {
 		ev.createdAt = meta.Timestamp.UTC()
 	}
-	ev.replay, _ = strconv.Atoi(h.Get(natsconf.HeaderReplay))
-	ev.prior, _ = strconv.Atoi(h.Get(natsconf.HeaderPriorAttempts))
-	ev.replay, ev.prior = max(ev.replay, 0), max(ev.prior, 0)
+	ev.replay = headerInt(h, natsconf.HeaderReplay)
+	ev.prior = headerInt(h, natsconf.HeaderPriorAttempts)
 	return ev, nil
+}
+
+// headerInt reads header key of h as a count: 0 when absent, negative or not a number.
+func headerInt(h nats.Header, key string) int {
+	v := h.Get(key)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0
+	}
+	return max(n, 0)
+}
+
+// headerInt64 reads header key of h as an int64, reporting whether it holds one.
+func headerInt64(h nats.Header, key string) (int64, bool) {
+	v := h.Get(key)
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
 }
 
 // dispatch takes one message: a non-event is terminated, a stale parked copy dropped;

@@ -22,6 +22,9 @@ type natsOptions struct {
 	// passwords, set by `up` and `bench`, gives each component (and the operator, for
 	// setup) its own user on the embedded server, keyed by user name.
 	passwords natsconf.Credentials
+	// inProcess, set by `up`, is the embedded server its components reach through an
+	// in-memory connection instead of loopback TCP (the url still names it for logs).
+	inProcess nats.InProcessConnProvider
 }
 
 func (o *natsOptions) register(s *settings) {
@@ -46,6 +49,9 @@ func (o natsOptions) connect(name string, log *slog.Logger) (*nats.Conn, jetstre
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "component", name, "url", nc.ConnectedUrlRedacted()) }),
+	}
+	if o.inProcess != nil {
+		opts = append(opts, nats.InProcessServer(o.inProcess))
 	}
 	switch pw, ok := o.passwords[name]; {
 	case ok:

@@ -107,6 +107,7 @@ func runUp(ctx context.Context, env *environment, args []string) error {
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 	no.url = ns.ClientURL()
+	no.inProcess = ns
 	log.Info("embedded NATS started", "url", ns.ClientURL(), "store", filepath.Join(o.dataDir, "jetstream"))
 
 	setupNC, setupJS, err := no.connect(natsconf.OperatorUser, log)

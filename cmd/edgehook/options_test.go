@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/natsconf/natsproc"
+)
+
+// TestUpComponentsReachTheEmbeddedServerInProcess: the components of `up` talk to its
+// embedded server over an in-memory connection, not loopback TCP (fewer syscalls per
+// event), as the same least-privilege users: the URL they are given has nothing
+// listening, yet they connect with their own password and not with a wrong one, and
+// their permissions still hold.
+func TestUpComponentsReachTheEmbeddedServerInProcess(t *testing.T) {
+	creds := natsconf.Credentials{natsconf.OperatorUser: "operator-password-0123"}
+	for _, c := range natsconf.Components {
+		creds[string(c)] = string(c) + "-password-0123"
+	}
+	spec, err := natsconf.SingleServer("127.0.0.1", -1, t.TempDir(), creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsconf.StartEmbedded(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nowhere := fmt.Sprintf("nats://127.0.0.1:%d", natsproc.FreePort(t))
+	log := slog.New(slog.DiscardHandler)
+
+	gw := natsOptions{url: nowhere, passwords: creds, inProcess: ns}
+	nc, _, err := gw.connect(string(natsconf.Gateway), log)
+	if err != nil {
+		t.Fatalf("gateway over the in-process connection: %v", err)
+	}
+	defer nc.Close()
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	// The gateway may not read another component's inbox: the server refuses the
+	// subscription, as it does over TCP.
+	denied := make(chan error, 1)
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case denied <- err:
+		default:
+		}
+	})
+	if _, err := nc.SubscribeSync(natsconf.InboxPrefix(natsconf.Worker) + ".x"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-denied:
+		if !errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(strings.ToLower(err.Error()), "permission") {
+			t.Errorf("subscribing to the worker's inbox: %v, want a permissions violation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the gateway subscribed to the worker's inbox without a permissions violation")
+	}
+
+	wrong := natsOptions{url: nowhere, passwords: natsconf.Credentials{string(natsconf.Gateway): "not-the-password"}, inProcess: ns}
+	if nc, _, err := wrong.connect(string(natsconf.Gateway), log); err == nil {
+		nc.Close()
+		t.Error("connected in-process with a wrong password")
+	}
+	// Without the in-process server the same options need the URL, which has nothing.
+	if nc, _, err := (natsOptions{url: nowhere, passwords: creds}).connect(string(natsconf.Gateway), log); err == nil {
+		nc.Close()
+		t.Errorf("connected to %s, where nothing listens", nowhere)
+	}
+}
