@@ -14,6 +14,24 @@ import (
 	"github.com/edgehook/edgehook/status"
 )
 
+// portalHostileType is an event type with markup in it, which the portal must show as
+// text.
+const portalHostileType = `<script>window.__pwned=1</script><b onmouseover="window.__pwned=1">order.paid</b>`
+
+// portalShowsInert checks that the page shows text literally, as a person reads it, and
+// that none of the markup in it ran or became an element.
+func portalShowsInert(t *testing.T, ctx context.Context, text string) {
+	t.Helper()
+	if body := consoletest.BodyText(t, ctx); !strings.Contains(body, text) {
+		t.Errorf("the page does not show %q as text:\n%s", text, body)
+	}
+	ran := consoletest.Get(t, ctx, "look for markup that ran", chromedp.Evaluate[bool](
+		`window.__pwned !== undefined || document.querySelector("main script, main img, main b[onmouseover]") !== null`))
+	if ran {
+		t.Errorf("markup a tenant controls ran or became an element on %s", text)
+	}
+}
+
 // portalTenant creates a tenant whose webhooks go to target and waits until the
 // gateway knows its key.
 func portalTenant(t *testing.T, sys *system, target string) createdTenant {
@@ -58,7 +76,7 @@ func TestPortalShowsAFailedEventTurnDeliveredAfterAReplay(t *testing.T) {
 	if code := call(t, "POST", "http://"+sys.api+"/v1/events", tn.APIKey, map[string]string{"type": "order.created"}, &failed); code != 202 {
 		t.Fatalf("ingest: %d", code)
 	}
-	if code := call(t, "POST", "http://"+sys.api+"/v1/events", tn.APIKey, map[string]string{"type": "order.paid"}, &other); code != 202 {
+	if code := call(t, "POST", "http://"+sys.api+"/v1/events", tn.APIKey, map[string]string{"type": portalHostileType}, &other); code != 202 {
 		t.Fatalf("ingest: %d", code)
 	}
 	statusOf := func(id string) string {
@@ -78,6 +96,7 @@ func TestPortalShowsAFailedEventTurnDeliveredAfterAReplay(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("table.events")),
 		consoletest.Shot(t, "e2e-portal-events"),
 	)
+	portalShowsInert(t, ctx, portalHostileType)
 	consoletest.Run(t, ctx, "filter failed",
 		chromedp.SetValue(chromedp.ID("status"), "failed"),
 		chromedp.SetValue(chromedp.ID("type"), "order.created"),
@@ -103,10 +122,11 @@ func TestPortalShowsAFailedEventTurnDeliveredAfterAReplay(t *testing.T) {
 		t.Fatalf("attempt log: %q, want 3 attempts", attempts)
 	}
 	for _, a := range attempts {
-		if !strings.Contains(a, "503") || !strings.Contains(a, "upstream down for maintenance") {
-			t.Errorf("attempt %q does not show the endpoint's 503 and its answer", a)
+		if !strings.Contains(a, "503") || !strings.Contains(a, switchableDownBody) {
+			t.Errorf("attempt %q does not show the endpoint's 503 and its answer as text", a)
 		}
 	}
+	portalShowsInert(t, ctx, switchableDownBody)
 
 	target.fix()
 	consoletest.Run(t, ctx, "replay",

@@ -25,6 +25,10 @@ type switchableTarget struct {
 	badSigs   int
 }
 
+// switchableDownBody is what the target answers while down: text, then markup and
+// script a page must show as text and never run.
+const switchableDownBody = `upstream down for maintenance</td></tr><script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">`
+
 func newSwitchableTarget(t *testing.T) *switchableTarget {
 	st := &switchableTarget{secrets: map[string]webhook.Secret{}}
 	st.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +45,7 @@ func newSwitchableTarget(t *testing.T) *switchableTarget {
 		if !st.fixed {
 			st.failedIDs = append(st.failedIDs, id)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, "upstream down for maintenance")
+			io.WriteString(w, switchableDownBody)
 			return
 		}
 		st.delivered = append(st.delivered, id)
