@@ -1,6 +1,8 @@
 package console
 
 import (
+	"github.com/edgehook/edgehook/console/consoletest"
+
 	"bytes"
 	"fmt"
 	"net/http"
@@ -64,8 +66,8 @@ func BenchmarkEventsPageHTTP(b *testing.B) {
 	src := fixture()
 	src.fillEvents("t_alpha", benchEvents)
 	ts := startServer(b, Config{}, src)
-	c := newClient(b, ts.URL)
-	c.mustSignIn("/portal/", "key", keyManageA, "events")
+	c := consoletest.NewClient(b, ts.URL)
+	c.MustSignIn("/portal/", "key", keyManageA, "events")
 	for _, bc := range []struct{ name, path string }{
 		{"newest", "/portal/events"},
 		{"status=failed", "/portal/events?status=failed"},
@@ -77,7 +79,7 @@ func BenchmarkEventsPageHTTP(b *testing.B) {
 			cpu0 := cpuTime(b)
 			for b.Loop() {
 				start := time.Now()
-				p := c.get(bc.path)
+				p := c.Get(bc.path)
 				if err := hist.RecordValue(time.Since(start).Microseconds()); err != nil {
 					b.Fatal(err)
 				}

@@ -1,6 +1,8 @@
 package console
 
 import (
+	"github.com/edgehook/edgehook/console/consoletest"
+
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,12 +13,12 @@ import (
 
 func TestEveryPageSendsSecurityHeaders(t *testing.T) {
 	ts := startServer(t, Config{}, fixture())
-	portal, op := newClient(t, ts.URL), newClient(t, ts.URL)
-	portal.mustSignIn("/portal/", "key", keyManageA, "events")
-	op.mustSignIn("/console/", "token", adminToken, "tenants")
-	anon := newClient(t, ts.URL)
+	portal, op := consoletest.NewClient(t, ts.URL), consoletest.NewClient(t, ts.URL)
+	portal.MustSignIn("/portal/", "key", keyManageA, "events")
+	op.MustSignIn("/console/", "token", adminToken, "tenants")
+	anon := consoletest.NewClient(t, ts.URL)
 	checks := []struct {
-		c    *client
+		c    *consoletest.Client
 		path string
 	}{
 		{anon, "/portal/signin"}, {anon, "/console/signin"}, {anon, "/portal/events"}, {anon, "/portal/nope"},
@@ -24,7 +26,7 @@ func TestEveryPageSendsSecurityHeaders(t *testing.T) {
 		{op, "/console/tenants"}, {op, "/console/dlq"}, {op, "/console/mesh"}, {op, "/console/rates"},
 	}
 	for _, ck := range checks {
-		p := ck.c.get(ck.path)
+		p := ck.c.Get(ck.path)
 		for _, h := range []struct{ name, want string }{
 			{"X-Frame-Options", "DENY"}, {"Referrer-Policy", "no-referrer"}, {"Cache-Control", "no-store"},
 			{"X-Content-Type-Options", "nosniff"},
@@ -44,8 +46,8 @@ func TestSignInCookieIsHttpOnlyStrictAndHoldsNoKey(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		t.Run(fmt.Sprintf("SecureCookies=%v", secure), func(t *testing.T) {
 			ts := startServer(t, Config{SecureCookies: secure, SessionTTL: 5 * time.Minute}, fixture())
-			c := newClient(t, ts.URL)
-			p := c.signIn("/portal/", "key", keyManageA)
+			c := consoletest.NewClient(t, ts.URL)
+			p := c.SignIn("/portal/", "key", keyManageA)
 			if p.Status != http.StatusSeeOther {
 				t.Fatalf("sign-in: %d", p.Status)
 			}
@@ -87,8 +89,8 @@ func TestWrongKeyIsRefused(t *testing.T) {
 		{"tenant key as admin token", "/console/", "token", keyManageA, http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newClient(t, ts.URL)
-			p := c.signIn(tc.prefix, tc.field, tc.cred)
+			c := consoletest.NewClient(t, ts.URL)
+			p := c.SignIn(tc.prefix, tc.field, tc.cred)
 			if p.Status != tc.status {
 				t.Fatalf("status %d, want %d", p.Status, tc.status)
 			}
@@ -101,7 +103,7 @@ func TestWrongKeyIsRefused(t *testing.T) {
 				}
 			}
 			landing := map[string]string{"/portal/": "events", "/console/": "tenants"}[tc.prefix]
-			if got := c.get(tc.prefix + landing); got.Status != http.StatusSeeOther || !strings.HasSuffix(got.Header.Get("Location"), "/signin") {
+			if got := c.Get(tc.prefix + landing); got.Status != http.StatusSeeOther || !strings.HasSuffix(got.Header.Get("Location"), "/signin") {
 				t.Errorf("after a refused sign-in GET %s = %d %q, want a redirect to sign in", landing, got.Status, got.Header.Get("Location"))
 			}
 		})
@@ -111,29 +113,29 @@ func TestWrongKeyIsRefused(t *testing.T) {
 func TestSuspendedTenantCannotSignIn(t *testing.T) {
 	src := fixture()
 	ts := startServer(t, Config{}, src)
-	c := newClient(t, ts.URL)
-	c.mustSignIn("/portal/", "key", keyManageA, "events")
-	op := newClient(t, ts.URL)
-	tenants := op.mustSignIn("/console/", "token", adminToken, "tenants")
-	if p := op.post("/console/tenants/t_alpha/status", url.Values{"csrf": {csrfOf(t, tenants)}, "status": {"suspended"}}); p.Status != http.StatusSeeOther {
+	c := consoletest.NewClient(t, ts.URL)
+	c.MustSignIn("/portal/", "key", keyManageA, "events")
+	op := consoletest.NewClient(t, ts.URL)
+	tenants := op.MustSignIn("/console/", "token", adminToken, "tenants")
+	if p := op.Post("/console/tenants/t_alpha/status", url.Values{"csrf": {consoletest.CSRF(t, tenants)}, "status": {"suspended"}}); p.Status != http.StatusSeeOther {
 		t.Fatalf("suspend: %d\n%s", p.Status, p.Body)
 	}
-	if p := c.get("/portal/events"); p.Status != http.StatusUnauthorized || strings.Contains(p.Body, "evt_a") {
+	if p := c.Get("/portal/events"); p.Status != http.StatusUnauthorized || strings.Contains(p.Body, "evt_a") {
 		t.Errorf("a suspended tenant's open session still reads events: %d", p.Status)
 	}
-	if p := newClient(t, ts.URL).signIn("/portal/", "key", keyManageA); p.Status != http.StatusForbidden || !strings.Contains(p.Body, "suspended") {
+	if p := consoletest.NewClient(t, ts.URL).SignIn("/portal/", "key", keyManageA); p.Status != http.StatusForbidden || !strings.Contains(p.Body, "suspended") {
 		t.Errorf("a suspended tenant signs in: %d\n%s", p.Status, p.Body)
 	}
 }
 
 func TestExpiredSessionIsRefused(t *testing.T) {
 	ts := startServer(t, Config{SessionTTL: time.Second}, fixture())
-	c := newClient(t, ts.URL)
-	events := c.mustSignIn("/portal/", "key", keyManageA, "events")
-	csrf := csrfOf(t, events)
-	op := newClient(t, ts.URL)
-	op.mustSignIn("/console/", "token", adminToken, "tenants")
-	raw := c.hc.Jar.Cookies(mustURL(t, ts.URL+"/portal/"))
+	c := consoletest.NewClient(t, ts.URL)
+	events := c.MustSignIn("/portal/", "key", keyManageA, "events")
+	csrf := consoletest.CSRF(t, events)
+	op := consoletest.NewClient(t, ts.URL)
+	op.MustSignIn("/console/", "token", adminToken, "tenants")
+	raw := c.Cookies("/portal/")
 	// The browser drops the cookie at its Max-Age; the server refuses it after the
 	// lifetime too, for a client that keeps sending it.
 	waitFor(t, 10*time.Second, 100*time.Millisecond, func() error {
@@ -141,7 +143,7 @@ func TestExpiredSessionIsRefused(t *testing.T) {
 		for _, ck := range raw {
 			req.AddCookie(ck)
 		}
-		p := newClient(t, ts.URL).do(req)
+		p := consoletest.NewClient(t, ts.URL).Do(req)
 		if p.Status != http.StatusSeeOther {
 			return fmt.Errorf("GET /portal/events = %d, still open", p.Status)
 		}
@@ -150,19 +152,19 @@ func TestExpiredSessionIsRefused(t *testing.T) {
 		}
 		return nil
 	})
-	if p := c.get("/portal/events"); p.Status != http.StatusSeeOther {
+	if p := c.Get("/portal/events"); p.Status != http.StatusSeeOther {
 		t.Errorf("the client's own cookie after expiry: %d, want a redirect to sign in", p.Status)
 	}
-	if p := c.post("/portal/events/evt_a002/replay", url.Values{"csrf": {csrf}}); p.Status != http.StatusUnauthorized {
+	if p := c.Post("/portal/events/evt_a002/replay", url.Values{"csrf": {csrf}}); p.Status != http.StatusUnauthorized {
 		t.Errorf("replay with an expired session: %d, want 401", p.Status)
 	}
 	if ts.src.status("t_alpha", "evt_a002") != StatusFailed {
 		t.Errorf("an expired session replayed an event")
 	}
-	if p := op.get("/console/dlq"); p.Status != http.StatusSeeOther {
+	if p := op.Get("/console/dlq"); p.Status != http.StatusSeeOther {
 		t.Errorf("operator console with an expired session: %d, want a redirect to sign in", p.Status)
 	}
-	if p := c.get("/portal/signin?done=expired"); !strings.Contains(p.Body, "Your session has ended") {
+	if p := c.Get("/portal/signin?done=expired"); !strings.Contains(p.Body, "Your session has ended") {
 		t.Errorf("the sign-in page does not say the session ended")
 	}
 }
@@ -172,7 +174,7 @@ func TestForgedSessionCookieIsRefused(t *testing.T) {
 	for _, v := range []string{"", "x", "abc.def", "AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA", strings.Repeat("z", 2000)} {
 		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/portal/events", nil)
 		req.AddCookie(&http.Cookie{Name: "edgehook_portal", Value: v})
-		p := newClient(t, ts.URL).do(req)
+		p := consoletest.NewClient(t, ts.URL).Do(req)
 		if p.Status != http.StatusSeeOther || p.Header.Get("Location") != "/portal/signin" {
 			t.Errorf("cookie %.20q: %d %q, want a plain redirect to sign in", v, p.Status, p.Header.Get("Location"))
 		}
@@ -181,10 +183,10 @@ func TestForgedSessionCookieIsRefused(t *testing.T) {
 
 func TestSignOutEndsTheSession(t *testing.T) {
 	ts := startServer(t, Config{}, fixture())
-	c := newClient(t, ts.URL)
-	events := c.mustSignIn("/portal/", "key", keyManageA, "events")
-	jarCookies := c.hc.Jar.Cookies(mustURL(t, ts.URL+"/portal/"))
-	if p := c.post("/portal/signout", url.Values{"csrf": {csrfOf(t, events)}}); p.Status != http.StatusSeeOther {
+	c := consoletest.NewClient(t, ts.URL)
+	events := c.MustSignIn("/portal/", "key", keyManageA, "events")
+	jarCookies := c.Cookies("/portal/")
+	if p := c.Post("/portal/signout", url.Values{"csrf": {consoletest.CSRF(t, events)}}); p.Status != http.StatusSeeOther {
 		t.Fatalf("sign out: %d", p.Status)
 	}
 	// The old cookie, replayed, no longer opens the portal.
@@ -192,26 +194,18 @@ func TestSignOutEndsTheSession(t *testing.T) {
 	for _, ck := range jarCookies {
 		req.AddCookie(ck)
 	}
-	if p := newClient(t, ts.URL).do(req); p.Status != http.StatusSeeOther {
+	if p := consoletest.NewClient(t, ts.URL).Do(req); p.Status != http.StatusSeeOther {
 		t.Errorf("the signed-out cookie still opens the portal: %d", p.Status)
 	}
-}
-
-func mustURL(t *testing.T, s string) *url.URL {
-	u, err := url.Parse(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }
 
 func TestRevokedKeyLosesItsSession(t *testing.T) {
 	src := fixture()
 	ts := startServer(t, Config{}, src)
-	c := newClient(t, ts.URL)
-	c.mustSignIn("/portal/", "key", keyReadA, "events")
+	c := consoletest.NewClient(t, ts.URL)
+	c.MustSignIn("/portal/", "key", keyReadA, "events")
 	src.revokeKey(keyReadA)
-	if p := c.get("/portal/events"); p.Status != http.StatusUnauthorized || strings.Contains(p.Body, "evt_a") {
+	if p := c.Get("/portal/events"); p.Status != http.StatusUnauthorized || strings.Contains(p.Body, "evt_a") {
 		t.Errorf("a revoked key's session still reads: %d", p.Status)
 	}
 }
@@ -219,33 +213,33 @@ func TestRevokedKeyLosesItsSession(t *testing.T) {
 func TestChangesNeedTheFormsCSRFToken(t *testing.T) {
 	src := fixture()
 	ts := startServer(t, Config{}, src)
-	c := newClient(t, ts.URL)
-	events := c.mustSignIn("/portal/", "key", keyManageA, "events")
-	other := newClient(t, ts.URL)
-	otherCSRF := csrfOf(t, other.mustSignIn("/portal/", "key", keyManageA, "events"))
+	c := consoletest.NewClient(t, ts.URL)
+	events := c.MustSignIn("/portal/", "key", keyManageA, "events")
+	other := consoletest.NewClient(t, ts.URL)
+	otherCSRF := consoletest.CSRF(t, other.MustSignIn("/portal/", "key", keyManageA, "events"))
 	for _, token := range []string{"", "nope", otherCSRF} {
-		if p := c.post("/portal/events/evt_a002/replay", url.Values{"csrf": {token}}); p.Status != http.StatusForbidden {
+		if p := c.Post("/portal/events/evt_a002/replay", url.Values{"csrf": {token}}); p.Status != http.StatusForbidden {
 			t.Errorf("replay with CSRF %q: %d, want 403", token, p.Status)
 		}
-		if p := c.post("/portal/endpoint/rotate-secret", url.Values{"csrf": {token}}); p.Status != http.StatusForbidden {
+		if p := c.Post("/portal/endpoint/rotate-secret", url.Values{"csrf": {token}}); p.Status != http.StatusForbidden {
 			t.Errorf("rotate with CSRF %q: %d, want 403", token, p.Status)
 		}
 	}
 	if src.status("t_alpha", "evt_a002") != StatusFailed || src.rotations != 0 {
 		t.Fatal("a request without the right CSRF token changed something")
 	}
-	if p := c.get("/portal/events/evt_a002/replay"); p.Status != http.StatusMethodNotAllowed {
+	if p := c.Get("/portal/events/evt_a002/replay"); p.Status != http.StatusMethodNotAllowed {
 		t.Errorf("GET replay: %d, want 405", p.Status)
 	}
-	if p := c.post("/portal/events", url.Values{"csrf": {csrfOf(t, events)}}); p.Status != http.StatusMethodNotAllowed {
+	if p := c.Post("/portal/events", url.Values{"csrf": {consoletest.CSRF(t, events)}}); p.Status != http.StatusMethodNotAllowed {
 		t.Errorf("POST to a reading page: %d, want 405", p.Status)
 	}
 	// The sign-in form has its own double-submit token.
-	anon := newClient(t, ts.URL)
-	if p := anon.post("/portal/signin", url.Values{"key": {keyManageA}}); p.Status != http.StatusForbidden {
+	anon := consoletest.NewClient(t, ts.URL)
+	if p := anon.Post("/portal/signin", url.Values{"key": {keyManageA}}); p.Status != http.StatusForbidden {
 		t.Errorf("sign-in without the form's token: %d, want 403", p.Status)
 	}
-	if p := c.post("/portal/events/evt_a002/replay", url.Values{"csrf": {csrfOf(t, events)}}); p.Status != http.StatusSeeOther {
+	if p := c.Post("/portal/events/evt_a002/replay", url.Values{"csrf": {consoletest.CSRF(t, events)}}); p.Status != http.StatusSeeOther {
 		t.Errorf("replay with the right token: %d", p.Status)
 	}
 }
@@ -253,17 +247,17 @@ func TestChangesNeedTheFormsCSRFToken(t *testing.T) {
 func TestReadKeyCannotReplayOrRotate(t *testing.T) {
 	src := fixture()
 	ts := startServer(t, Config{}, src)
-	c := newClient(t, ts.URL)
-	events := c.mustSignIn("/portal/", "key", keyReadA, "events")
-	csrf := csrfOf(t, events)
-	detail := c.get("/portal/events/evt_a002")
+	c := consoletest.NewClient(t, ts.URL)
+	events := c.MustSignIn("/portal/", "key", keyReadA, "events")
+	csrf := consoletest.CSRF(t, events)
+	detail := c.Get("/portal/events/evt_a002")
 	if strings.Contains(detail.Body, `id="replay"`) {
 		t.Error("a read key is offered the replay button")
 	}
-	if p := c.post("/portal/events/evt_a002/replay", url.Values{"csrf": {csrf}}); p.Status != http.StatusForbidden || !strings.Contains(p.Body, "manage-scoped") {
+	if p := c.Post("/portal/events/evt_a002/replay", url.Values{"csrf": {csrf}}); p.Status != http.StatusForbidden || !strings.Contains(p.Body, "manage-scoped") {
 		t.Errorf("replay with a read key: %d", p.Status)
 	}
-	if p := c.post("/portal/endpoint/rotate-secret", url.Values{"csrf": {csrf}}); p.Status != http.StatusForbidden {
+	if p := c.Post("/portal/endpoint/rotate-secret", url.Values{"csrf": {csrf}}); p.Status != http.StatusForbidden {
 		t.Errorf("rotate with a read key: %d", p.Status)
 	}
 	if src.status("t_alpha", "evt_a002") != StatusFailed || src.rotations != 0 {
@@ -273,34 +267,34 @@ func TestReadKeyCannotReplayOrRotate(t *testing.T) {
 
 func TestTenantSeesOnlyItsOwnData(t *testing.T) {
 	ts := startServer(t, Config{}, fixture())
-	b := newClient(t, ts.URL)
-	list := b.mustSignIn("/portal/", "key", keyManageB, "events")
+	b := consoletest.NewClient(t, ts.URL)
+	list := b.MustSignIn("/portal/", "key", keyManageB, "events")
 	if strings.Contains(list.Body, "evt_a") || !strings.Contains(list.Body, "evt_beta_secret") {
 		t.Errorf("tenant b's list:\n%s", list.Body)
 	}
-	a := newClient(t, ts.URL)
-	events := a.mustSignIn("/portal/", "key", keyManageA, "events")
+	a := consoletest.NewClient(t, ts.URL)
+	events := a.MustSignIn("/portal/", "key", keyManageA, "events")
 	if strings.Contains(events.Body, "evt_beta_secret") {
 		t.Error("tenant a's list shows tenant b's event")
 	}
 	for _, path := range []string{"/portal/events/evt_beta_secret"} {
-		if p := a.get(path); p.Status != http.StatusNotFound || strings.Contains(p.Body, "beta.private") {
+		if p := a.Get(path); p.Status != http.StatusNotFound || strings.Contains(p.Body, "beta.private") {
 			t.Errorf("tenant a GET %s: %d", path, p.Status)
 		}
 	}
-	if p := a.post("/portal/events/evt_beta_secret/replay", url.Values{"csrf": {csrfOf(t, events)}}); p.Status != http.StatusNotFound {
+	if p := a.Post("/portal/events/evt_beta_secret/replay", url.Values{"csrf": {consoletest.CSRF(t, events)}}); p.Status != http.StatusNotFound {
 		t.Errorf("tenant a replays tenant b's event: %d", p.Status)
 	}
-	if ep := a.get("/portal/endpoint"); strings.Contains(ep.Body, "beta.example") {
+	if ep := a.Get("/portal/endpoint"); strings.Contains(ep.Body, "beta.example") {
 		t.Error("tenant a sees tenant b's endpoint")
 	}
 }
 
 func TestEventsFilterAndPaging(t *testing.T) {
 	ts := startServer(t, Config{PageSize: 3}, fixture())
-	c := newClient(t, ts.URL)
-	c.mustSignIn("/portal/", "key", keyManageA, "events")
-	p := c.get("/portal/events?status=failed")
+	c := consoletest.NewClient(t, ts.URL)
+	c.MustSignIn("/portal/", "key", keyManageA, "events")
+	p := c.Get("/portal/events?status=failed")
 	if n := strings.Count(p.Body, `class="event-link"`); n != 2 {
 		t.Errorf("failed filter shows %d events, want 2", n)
 	}
@@ -310,7 +304,7 @@ func TestEventsFilterAndPaging(t *testing.T) {
 	seen := map[string]bool{}
 	next := "/portal/events"
 	for pages := 0; next != "" && pages < 10; pages++ {
-		p := c.get(next)
+		p := c.Get(next)
 		for _, id := range eventIDs(p.Body) {
 			if seen[id] {
 				t.Errorf("event %s on two pages", id)
@@ -326,10 +320,10 @@ func TestEventsFilterAndPaging(t *testing.T) {
 	if len(seen) != 12 {
 		t.Errorf("paging through all events saw %d, want 12", len(seen))
 	}
-	if p := c.get("/portal/events?status=bogus"); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "Unknown status") {
+	if p := c.Get("/portal/events?status=bogus"); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "Unknown status") {
 		t.Errorf("unknown status: %d", p.Status)
 	}
-	if p := c.get("/portal/events?cursor=nonsense"); p.Status != http.StatusBadRequest {
+	if p := c.Get("/portal/events?cursor=nonsense"); p.Status != http.StatusBadRequest {
 		t.Errorf("bad cursor: %d", p.Status)
 	}
 }
@@ -344,46 +338,46 @@ func eventIDs(body string) []string {
 
 func TestReplayTurnsTheEventDelivered(t *testing.T) {
 	ts := startServer(t, Config{}, fixture())
-	c := newClient(t, ts.URL)
-	c.mustSignIn("/portal/", "key", keyManageA, "events")
-	detail := c.get("/portal/events/evt_a002")
+	c := consoletest.NewClient(t, ts.URL)
+	c.MustSignIn("/portal/", "key", keyManageA, "events")
+	detail := c.Get("/portal/events/evt_a002")
 	for _, want := range []string{"503", "101ms", "upstream down for maintenance", `id="replay"`} {
 		if !strings.Contains(detail.Body, want) {
 			t.Errorf("the attempt log lacks %q", want)
 		}
 	}
-	p := c.post("/portal/events/evt_a002/replay", url.Values{"csrf": {csrfOf(t, detail)}})
+	p := c.Post("/portal/events/evt_a002/replay", url.Values{"csrf": {consoletest.CSRF(t, detail)}})
 	if p.Status != http.StatusSeeOther || p.Header.Get("Location") != "/portal/events/evt_a002?done=replayed" {
 		t.Fatalf("replay: %d %q", p.Status, p.Header.Get("Location"))
 	}
-	after := c.get(p.Header.Get("Location"))
+	after := c.Get(p.Header.Get("Location"))
 	if !strings.Contains(after.Body, `id="event-status">delivered<`) || !strings.Contains(after.Body, "Replay queued.") {
 		t.Errorf("after replay:\n%s", after.Body)
 	}
-	queued := c.get("/portal/events/evt_a004")
+	queued := c.Get("/portal/events/evt_a004")
 	if strings.Contains(queued.Body, `id="replay"`) {
 		t.Error("a queued event is offered replay")
 	}
-	if p := c.post("/portal/events/evt_a004/replay", url.Values{"csrf": {csrfOf(t, queued)}}); p.Status != http.StatusConflict {
+	if p := c.Post("/portal/events/evt_a004/replay", url.Values{"csrf": {consoletest.CSRF(t, queued)}}); p.Status != http.StatusConflict {
 		t.Errorf("replay of a queued event: %d, want 409", p.Status)
 	}
 }
 
 func TestRotationShowsTheSecretOnceAndNeverLogsIt(t *testing.T) {
 	ts := startServer(t, Config{}, fixture())
-	c := newClient(t, ts.URL)
-	c.mustSignIn("/portal/", "key", keyManageA, "events")
-	ep := c.get("/portal/endpoint")
+	c := consoletest.NewClient(t, ts.URL)
+	c.MustSignIn("/portal/", "key", keyManageA, "events")
+	ep := c.Get("/portal/endpoint")
 	for _, want := range []string{"https://hooks.alpha.example/receive", "closed", "<svg", "deliveries succeeded"} {
 		if !strings.Contains(ep.Body, want) {
 			t.Errorf("endpoint page lacks %q", want)
 		}
 	}
-	r := c.post("/portal/endpoint/rotate-secret", url.Values{"csrf": {csrfOf(t, ep)}})
+	r := c.Post("/portal/endpoint/rotate-secret", url.Values{"csrf": {consoletest.CSRF(t, ep)}})
 	if r.Status != http.StatusOK || !strings.Contains(r.Body, "whsec_rotated0001") || !strings.Contains(r.Body, "Old secret expires") {
 		t.Fatalf("rotation page: %d\n%s", r.Status, r.Body)
 	}
-	again := c.get("/portal/endpoint")
+	again := c.Get("/portal/endpoint")
 	if strings.Contains(again.Body, "whsec_rotated0001") || !strings.Contains(again.Body, "Previous secret expires") {
 		t.Error("the endpoint page shows the new secret or not the old one's expiry")
 	}
@@ -407,88 +401,88 @@ func TestSecretPrintsRedacted(t *testing.T) {
 func TestOperatorConsole(t *testing.T) {
 	src := fixture()
 	ts := startServer(t, Config{}, src)
-	c := newClient(t, ts.URL)
-	tenants := c.mustSignIn("/console/", "token", adminToken, "tenants")
+	c := consoletest.NewClient(t, ts.URL)
+	tenants := c.MustSignIn("/console/", "token", adminToken, "tenants")
 	if !strings.Contains(tenants.Body, "t_alpha") || !strings.Contains(tenants.Body, "t_beta") {
 		t.Errorf("tenants page:\n%s", tenants.Body)
 	}
-	if p := c.get("/console/tenants?q=beta"); strings.Contains(p.Body, "t_alpha") || !strings.Contains(p.Body, "t_beta") {
+	if p := c.Get("/console/tenants?q=beta"); strings.Contains(p.Body, "t_alpha") || !strings.Contains(p.Body, "t_beta") {
 		t.Error("search for beta")
 	}
-	csrf := csrfOf(t, tenants)
-	created := c.post("/console/tenants", url.Values{"csrf": {csrf}, "targetUrl": {"https://new.example/hook"}, "plan": {"pro"}})
+	csrf := consoletest.CSRF(t, tenants)
+	created := c.Post("/console/tenants", url.Values{"csrf": {csrf}, "targetUrl": {"https://new.example/hook"}, "plan": {"pro"}})
 	if created.Status != http.StatusCreated || !strings.Contains(created.Body, "ehk_created001") || !strings.Contains(created.Body, "whsec_created001") {
 		t.Fatalf("create: %d\n%s", created.Status, created.Body)
 	}
-	if p := c.get("/console/tenants"); strings.Contains(p.Body, "ehk_created001") || !strings.Contains(p.Body, "t_new001") {
+	if p := c.Get("/console/tenants"); strings.Contains(p.Body, "ehk_created001") || !strings.Contains(p.Body, "t_new001") {
 		t.Error("the tenants list shows the new key, or not the new tenant")
 	}
-	if p := c.post("/console/tenants", url.Values{"csrf": {csrf}, "targetUrl": {"ftp://x"}}); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "must be http or https") {
+	if p := c.Post("/console/tenants", url.Values{"csrf": {csrf}, "targetUrl": {"ftp://x"}}); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "must be http or https") {
 		t.Errorf("bad target URL: %d", p.Status)
 	}
-	if p := c.post("/console/tenants/t_nope/status", url.Values{"csrf": {csrf}, "status": {"suspended"}}); p.Status != http.StatusNotFound {
+	if p := c.Post("/console/tenants/t_nope/status", url.Values{"csrf": {csrf}, "status": {"suspended"}}); p.Status != http.StatusNotFound {
 		t.Errorf("suspend unknown tenant: %d", p.Status)
 	}
-	if p := c.post("/console/tenants/t_beta/status", url.Values{"csrf": {csrf}, "status": {"deleted"}}); p.Status != http.StatusBadRequest {
+	if p := c.Post("/console/tenants/t_beta/status", url.Values{"csrf": {csrf}, "status": {"deleted"}}); p.Status != http.StatusBadRequest {
 		t.Errorf("unknown status: %d", p.Status)
 	}
 
-	dlq := c.get("/console/dlq?reason=max_deliveries&tenant=t_alpha")
+	dlq := c.Get("/console/dlq?reason=max_deliveries&tenant=t_alpha")
 	if strings.Contains(dlq.Body, "dlq_0002") || !strings.Contains(dlq.Body, "dlq_0001") || !strings.Contains(dlq.Body, "dlq_0003") {
 		t.Errorf("dlq filter:\n%s", dlq.Body)
 	}
-	res := c.post("/console/dlq/replay", url.Values{"csrf": {csrf}, "id": {"dlq_0001", "dlq_0003", "dlq_gone"}})
+	res := c.Post("/console/dlq/replay", url.Values{"csrf": {csrf}, "id": {"dlq_0001", "dlq_0003", "dlq_gone"}})
 	if res.Status != http.StatusOK || !strings.Contains(res.Body, "Replayed 2 dead letters.") || !strings.Contains(res.Body, "dlq_gone: no such dead letter") {
 		t.Errorf("replay selection: %d\n%s", res.Status, res.Body)
 	}
 	if got := src.replayedDeadLetters(); len(got) != 2 {
 		t.Errorf("replayed %v", got)
 	}
-	if p := c.post("/console/dlq/replay", url.Values{"csrf": {csrf}}); p.Status != http.StatusBadRequest {
+	if p := c.Post("/console/dlq/replay", url.Values{"csrf": {csrf}}); p.Status != http.StatusBadRequest {
 		t.Errorf("replay of nothing: %d", p.Status)
 	}
-	if p := c.post("/console/dlq/replay", url.Values{"id": {"dlq_0002"}}); p.Status != http.StatusForbidden {
+	if p := c.Post("/console/dlq/replay", url.Values{"id": {"dlq_0002"}}); p.Status != http.StatusForbidden {
 		t.Errorf("replay without CSRF: %d", p.Status)
 	}
 
-	mesh := c.get("/console/mesh")
+	mesh := c.Get("/console/mesh")
 	for _, want := range []string{"hub-1", "leader", "edge-b", "link-down", "1432", "deliver", "120"} {
 		if !strings.Contains(mesh.Body, want) {
 			t.Errorf("mesh page lacks %q", want)
 		}
 	}
-	rates := c.get("/console/rates")
+	rates := c.Get("/console/rates")
 	if n := strings.Count(rates.Body, "<polyline"); n != 3 || !strings.Contains(rates.Body, "Deliveries failed") {
 		t.Errorf("rates page has %d line charts", n)
 	}
 	// A tenant's portal session is no operator session.
-	tenant := newClient(t, ts.URL)
-	tenant.mustSignIn("/portal/", "key", keyManageA, "events")
-	if p := tenant.get("/console/tenants"); p.Status != http.StatusSeeOther {
+	tenant := consoletest.NewClient(t, ts.URL)
+	tenant.MustSignIn("/portal/", "key", keyManageA, "events")
+	if p := tenant.Get("/console/tenants"); p.Status != http.StatusSeeOther {
 		t.Errorf("a portal session opens the operator console: %d", p.Status)
 	}
 }
 
 func TestSessionStoreIsBounded(t *testing.T) {
 	ts := startServer(t, Config{MaxSessions: 3}, fixture())
-	var clients []*client
+	var clients []*consoletest.Client
 	for range 5 {
-		c := newClient(t, ts.URL)
-		c.mustSignIn("/portal/", "key", keyReadA, "events")
+		c := consoletest.NewClient(t, ts.URL)
+		c.MustSignIn("/portal/", "key", keyReadA, "events")
 		clients = append(clients, c)
 	}
 	if n := ts.portal.sessions.len(); n != 3 {
 		t.Errorf("the store holds %d sessions, want 3", n)
 	}
 	for i, c := range clients {
-		open := c.get("/portal/events").Status == http.StatusOK
+		open := c.Get("/portal/events").Status == http.StatusOK
 		if open != (i >= 2) {
 			t.Errorf("session %d open = %v; the oldest should be dropped first", i, open)
 		}
 	}
 	// Refused sign-ins add nothing.
 	for range 20 {
-		newClient(t, ts.URL).signIn("/portal/", "key", "ehk_wrong")
+		consoletest.NewClient(t, ts.URL).SignIn("/portal/", "key", "ehk_wrong")
 	}
 	if n := ts.portal.sessions.len(); n != 3 {
 		t.Errorf("refused sign-ins grew the store to %d", n)
@@ -530,16 +524,16 @@ func TestPayloadAndSpanFormatting(t *testing.T) {
 
 func TestOperatorListsArePaged(t *testing.T) {
 	ts := startServer(t, Config{PageSize: 1}, fixture())
-	c := newClient(t, ts.URL)
-	tenants := c.mustSignIn("/console/", "token", adminToken, "tenants")
+	c := consoletest.NewClient(t, ts.URL)
+	tenants := c.MustSignIn("/console/", "token", adminToken, "tenants")
 	if !strings.Contains(tenants.Body, `href="/console/tenants?cursor=1"`) {
 		t.Errorf("the first page of 1 tenant links to a next page:\n%s", tenants.Body)
 	}
-	first := c.get("/console/dlq?reason=max_deliveries")
+	first := c.Get("/console/dlq?reason=max_deliveries")
 	if strings.Contains(first.Body, "dlq_0001") || !strings.Contains(first.Body, "dlq_0003") {
 		t.Fatalf("first page of the filtered dead letters:\n%s", first.Body)
 	}
-	older := c.get("/console/dlq?reason=max_deliveries&cursor=1")
+	older := c.Get("/console/dlq?reason=max_deliveries&cursor=1")
 	if !strings.Contains(first.Body, `href="/console/dlq?cursor=1&amp;reason=max_deliveries"`) {
 		t.Errorf("the first page's Older link keeps the filter:\n%s", first.Body)
 	}

@@ -1,6 +1,8 @@
 package console
 
 import (
+	"github.com/edgehook/edgehook/console/consoletest"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -70,14 +72,14 @@ func TestCookiesAreSecureOverTLS(t *testing.T) {
 		}
 		<-errc
 	})
-	c := newClient(t, "https://"+ln.Addr().String())
-	c.hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
-	form := c.get("/portal/signin")
-	p := c.signIn("/portal/", "key", keyManageA)
+	c := consoletest.NewClient(t, "https://"+ln.Addr().String())
+	c.SetTransport(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}})
+	form := c.Get("/portal/signin")
+	p := c.SignIn("/portal/", "key", keyManageA)
 	if p.Status != http.StatusSeeOther {
 		t.Fatalf("sign-in over TLS: %d", p.Status)
 	}
-	for _, answer := range []page{form, p} {
+	for _, answer := range []consoletest.Page{form, p} {
 		for _, raw := range answer.Header.Values("Set-Cookie") {
 			ck, err := http.ParseSetCookie(raw)
 			if err != nil {

@@ -29,6 +29,20 @@ func NewClient(t testing.TB, base string) *Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
+// Cookies returns the cookies the client holds for path.
+func (c *Client) Cookies(path string) []*http.Cookie {
+	c.t.Helper()
+	u, err := url.Parse(c.base + path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return c.hc.Jar.Cookies(u)
+}
+
+// SetTransport makes the client send its requests through rt (a TLS test server's
+// transport, say).
+func (c *Client) SetTransport(rt http.RoundTripper) { c.hc.Transport = rt }
+
 // Page is one answer.
 type Page struct {
 	Status int
@@ -36,7 +50,8 @@ type Page struct {
 	Body   string
 }
 
-func (c *Client) do(req *http.Request) Page {
+// Do sends req with the client's cookies and returns the answer.
+func (c *Client) Do(req *http.Request) Page {
 	c.t.Helper()
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -57,7 +72,7 @@ func (c *Client) Get(path string) Page {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return c.do(req)
+	return c.Do(req)
 }
 
 // Post submits form to path.
@@ -68,7 +83,7 @@ func (c *Client) Post(path string, form url.Values) Page {
 		c.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return c.do(req)
+	return c.Do(req)
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -91,11 +106,17 @@ func (c *Client) SignIn(prefix, field, cred string) Page {
 	return c.Post(prefix+"signin", url.Values{"csrf": {CSRF(c.t, form)}, field: {cred}})
 }
 
-// MustSignIn signs in and fails the test unless it lands on prefix+landing.
-func (c *Client) MustSignIn(prefix, field, cred, landing string) {
+// MustSignIn signs in and fails the test unless it lands on prefix+landing, which it
+// returns (for its CSRF token).
+func (c *Client) MustSignIn(prefix, field, cred, landing string) Page {
 	c.t.Helper()
 	p := c.SignIn(prefix, field, cred)
 	if p.Status != http.StatusSeeOther || p.Header.Get("Location") != prefix+landing {
 		c.t.Fatalf("sign-in: status %d, Location %q, want 303 to %s\n%s", p.Status, p.Header.Get("Location"), prefix+landing, p.Body)
 	}
+	l := c.Get(prefix + landing)
+	if l.Status != http.StatusOK {
+		c.t.Fatalf("GET %s after sign-in: %d\n%s", landing, l.Status, l.Body)
+	}
+	return l
 }
