@@ -1,13 +1,11 @@
 package gateway_test
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/status"
 )
 
@@ -17,15 +15,7 @@ import (
 // exactly once.
 func TestEdgeBatchWhileTheHubIsAway(t *testing.T) {
 	e := startEdge(t)
-	ctx := context.Background()
-	key, hash, err := identity.NewAPIKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn := identity.Tenant{TenantID: "ten_edgebatch", Status: identity.StatusActive, Plan: "free", CreatedAt: time.Now().UTC()}
-	if err := e.hubIdent.Create(ctx, tn, hash); err != nil {
-		t.Fatal(err)
-	}
+	key, tn := e.hubTenant("ten_edgebatch")
 	e.eventually(5*time.Second, "tenant accepted at the edge", func() bool {
 		return e.do("POST", "/v1/events/batch", key, batchBody([]string{`{"type":"probe"}`}, nil)).code == http.StatusAccepted
 	})

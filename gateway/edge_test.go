@@ -117,6 +117,20 @@ func startEdge(t *testing.T) *edgeEnv {
 }
 
 // metric returns the value of an unlabelled gauge on /metrics, as text.
+// hubTenant creates an active tenant id at the hub and returns its API key.
+func (e *edgeEnv) hubTenant(id string) (string, identity.Tenant) {
+	e.t.Helper()
+	key, hash, err := identity.NewAPIKey()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tn := identity.Tenant{TenantID: id, Status: identity.StatusActive, Plan: "free", CreatedAt: time.Now().UTC()}
+	if err := e.hubIdent.Create(context.Background(), tn, hash); err != nil {
+		e.t.Fatal(err)
+	}
+	return key, tn
+}
+
 func (e *edgeEnv) metric(name string) string {
 	e.t.Helper()
 	r := e.do("GET", "/metrics", "", "")
@@ -167,14 +181,7 @@ func (e *edgeEnv) eventStatus(key, id string) (int, string) {
 func TestEdgeGatewayAcceptsWhileTheHubIsAway(t *testing.T) {
 	e := startEdge(t)
 	ctx := context.Background()
-	key, hash, err := identity.NewAPIKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn := identity.Tenant{TenantID: "ten_edge", Status: identity.StatusActive, Plan: "free", CreatedAt: time.Now().UTC()}
-	if err := e.hubIdent.Create(ctx, tn, hash); err != nil {
-		t.Fatal(err)
-	}
+	key, tn := e.hubTenant("ten_edge")
 	e.eventually(5*time.Second, "tenant created at the hub accepted at the edge", func() bool {
 		return e.do("POST", "/v1/events", key, `{"type":"probe"}`).code == http.StatusAccepted
 	})

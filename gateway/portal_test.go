@@ -193,14 +193,7 @@ func TestPortalIsMountedBesideTheAPI(t *testing.T) {
 func TestEdgePortalListsTheHubsStatusesLive(t *testing.T) {
 	e := startEdge(t)
 	ctx := context.Background()
-	key, hash, err := identity.NewAPIKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn := identity.Tenant{TenantID: "ten_edge", Status: identity.StatusActive, Plan: "free", CreatedAt: time.Now().UTC()}
-	if err := e.hubIdent.Create(ctx, tn, hash); err != nil {
-		t.Fatal(err)
-	}
+	key, tn := e.hubTenant("ten_edge")
 	put := func(id, st string) {
 		t.Helper()
 		now := time.Now().UTC()
