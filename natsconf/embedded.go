@@ -17,6 +17,9 @@ func StartEmbedded(spec ServerSpec) (*server.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := portFree(spec.Host, spec.Port); err != nil {
+		return nil, err
+	}
 	opts.NoSigs = true
 	opts.NoLog = true
 	opts.DisableShortFirstPing = true
@@ -30,6 +33,21 @@ func StartEmbedded(spec ServerSpec) (*server.Server, error) {
 		return nil, fmt.Errorf("natsconf: embedded server on %s not ready after 30s", hostPort(spec.Host, spec.Port))
 	}
 	return s, nil
+}
+
+// portFree reports a client port another process listens on at once: the server,
+// which logs nothing here, would only fail to become ready after 30 seconds. (The
+// port may still be taken between this check and the server's listen; that ends in
+// the not-ready error.)
+func portFree(host string, port int) error {
+	if port <= 0 {
+		return nil // a random port
+	}
+	ln, err := net.Listen("tcp", hostPort(host, port))
+	if err != nil {
+		return fmt.Errorf("natsconf: embedded server: cannot listen on %s (another edgehook up or NATS server there? choose another address): %w", hostPort(host, port), err)
+	}
+	return ln.Close()
 }
 
 // SplitAddr splits a listen address host:port; port 0 becomes -1, a random port.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -328,6 +329,34 @@ func checkPasswords(t *testing.T, passwords []string) {
 		if _, err := nats.Connect(s.ClientURL(), nats.UserInfo(u.Name, u.Password+"x"), nats.NoReconnect()); !errors.Is(err, nats.ErrAuthorization) {
 			t.Errorf("log in as %s with a wrong password: %v, want an authorization violation", u.Name, err)
 		}
+	}
+}
+
+// TestStartEmbeddedSaysItsPortIsTaken: with the client port already listened on,
+// StartEmbedded fails at once, naming the address, rather than after its 30-second
+// readiness wait.
+func TestStartEmbeddedSaysItsPortIsTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	spec, err := natsconf.SingleServer("127.0.0.1", port, t.TempDir(), testCreds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	s, err := natsconf.StartEmbedded(spec)
+	if err == nil {
+		s.Shutdown()
+		t.Fatal("StartEmbedded started a server on a port in use")
+	}
+	if addr := ln.Addr().String(); !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("error %q does not name %s as in use", err, addr)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("StartEmbedded took %s to say its port is taken", took)
 	}
 }
 
