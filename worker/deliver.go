@@ -179,12 +179,24 @@ func (w *Worker) dispatch(ctx, workCtx context.Context, b *attemptBuffers, msg j
 	}
 }
 
+// configPeeker is a ConfigReader with a hit path that never blocks (vault.Cache).
+type configPeeker interface {
+	Peek(tenantID string) (vault.WebhookConfig, bool)
+}
+
 // readConfig reads j's tenant's webhook config (through the cache) and the endpoint
-// it names.
+// it names. A fresh cached config is taken as it is; only a read that may go upstream
+// is bounded by a timeout of its own.
 func (w *Worker) readConfig(ctx context.Context, j *job) {
-	cctx, cancel := context.WithTimeout(ctx, configReadTimeout)
-	j.cfg, j.cfgErr = w.configs.WebhookConfig(cctx, j.ev.tenant)
-	cancel()
+	var hit bool
+	if w.peek != nil {
+		j.cfg, hit = w.peek.Peek(j.ev.tenant)
+	}
+	if !hit {
+		cctx, cancel := context.WithTimeout(ctx, configReadTimeout)
+		j.cfg, j.cfgErr = w.configs.WebhookConfig(cctx, j.ev.tenant)
+		cancel()
+	}
 	if j.cfgErr == nil {
 		if origin, ep, ok := w.endpointIDs.get(j.cfg.TargetURL); ok {
 			j.origin, j.ep = origin, ep

@@ -80,6 +80,9 @@ type env struct {
 	js      jetstream.JetStream
 	status  *status.Store
 	configs *configMap
+	// reader, when set, is the workers' ConfigReader in front of configs (a
+	// vault.Cache); else they read configs directly.
+	reader vault.ConfigReader
 }
 
 func newEnv(t testing.TB, edit func(*natsconf.Topology)) *env {
@@ -168,7 +171,11 @@ type running struct {
 func (e *env) start(t testing.TB, cfg Config) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	w, err := New(cfg, Deps{JS: e.js, Configs: e.configs, Logger: testLogger(), Registerer: reg})
+	var configs vault.ConfigReader = e.configs
+	if e.reader != nil {
+		configs = e.reader
+	}
+	w, err := New(cfg, Deps{JS: e.js, Configs: configs, Logger: testLogger(), Registerer: reg})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
