@@ -77,3 +77,76 @@ func TestUpComponentsReachTheEmbeddedServerInProcess(t *testing.T) {
 		t.Errorf("connected to %s, where nothing listens", nowhere)
 	}
 }
+
+// TestInProcessConnectionsWriteWithoutDeadlineAndStillStop: the in-process connections
+// of `up` write without the flusher's write deadline (TCP connections keep it), and a
+// component publishing flat out when the embedded server stops is not left hanging:
+// its writes fail, and closing its connection returns.
+func TestInProcessConnectionsWriteWithoutDeadlineAndStillStop(t *testing.T) {
+	creds := natsconf.Credentials{natsconf.OperatorUser: "operator-password-0123"}
+	for _, c := range natsconf.Components {
+		creds[string(c)] = string(c) + "-password-0123"
+	}
+	spec, err := natsconf.SingleServer("127.0.0.1", -1, t.TempDir(), creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsconf.StartEmbedded(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	log := slog.New(slog.DiscardHandler)
+
+	tcp, _, err := (natsOptions{url: ns.ClientURL(), passwords: creds}).connect(string(natsconf.Gateway), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	if tcp.Opts.FlusherTimeout != nats.DefaultFlusherTimeout {
+		t.Errorf("TCP connection's flusher timeout %s, want the default %s", tcp.Opts.FlusherTimeout, nats.DefaultFlusherTimeout)
+	}
+	nc, _, err := (natsOptions{url: ns.ClientURL(), passwords: creds, inProcess: ns}).connect(string(natsconf.Gateway), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc.Opts.FlusherTimeout != 0 {
+		t.Errorf("in-process connection's flusher timeout %s, want none", nc.Opts.FlusherTimeout)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("flush over the in-process connection: %v", err)
+	}
+
+	// Publish flat out (the gateway may publish events) while the server stops.
+	stop := make(chan struct{})
+	published := make(chan int)
+	go func() {
+		n, payload := 0, make([]byte, 4096)
+		defer func() { published <- n }()
+		for n < 1_000_000 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := nc.Publish(natsconf.EventSubject("t1"), payload); err != nil {
+				return
+			}
+			n++
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	closed := make(chan struct{})
+	go func() { nc.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing the in-process connection hangs after the server stopped")
+	}
+	close(stop)
+	if n := <-published; n == 0 {
+		t.Error("nothing was published before the server stopped")
+	}
+}
