@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -326,8 +327,10 @@ func (w *Worker) finish(ctx context.Context, j *job, r result) {
 	switch {
 	case r.delivered():
 		rec.Status, outcome, settle = status.Delivered, outcomeDelivered, jetstream.Msg.Ack
-		w.log.Debug("webhook delivered", "tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt,
-			"statusCode", r.statusCode, "duration", r.duration)
+		if w.log.Enabled(ctx, slog.LevelDebug) { // its attributes would allocate per delivery
+			w.log.Debug("webhook delivered", "tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt,
+				"statusCode", r.statusCode, "duration", r.duration)
+		}
 	case r.terminal:
 		rec.Status, outcome = status.Failed, outcomeFailed
 		settle = func(m jetstream.Msg) error { return m.TermWithReason(r.lastError) }
@@ -372,7 +375,7 @@ func (w *Worker) finish(ctx context.Context, j *job, r result) {
 				"statusCode", r.statusCode, "reason", r.lastError, "retryIn", delay)
 		}
 	}
-	w.metrics.deliveries.WithLabelValues(outcome).Inc()
+	w.metrics.outcomes[outcome].Inc()
 
 	if f.isSettled() { // shutdown gave the event back; the next worker records it
 		w.log.Info("attempt finished after shutdown returned the event for redelivery",

@@ -83,6 +83,8 @@ type env struct {
 	// reader, when set, is the workers' ConfigReader in front of configs (a
 	// vault.Cache); else they read configs directly.
 	reader vault.ConfigReader
+	// logger, when set, is the workers' logger instead of testLogger's.
+	logger *slog.Logger
 }
 
 func newEnv(t testing.TB, edit func(*natsconf.Topology)) *env {
@@ -175,7 +177,11 @@ func (e *env) start(t testing.TB, cfg Config) *running {
 	if e.reader != nil {
 		configs = e.reader
 	}
-	w, err := New(cfg, Deps{JS: e.js, Configs: configs, Logger: testLogger(), Registerer: reg})
+	log := e.logger
+	if log == nil {
+		log = testLogger()
+	}
+	w, err := New(cfg, Deps{JS: e.js, Configs: configs, Logger: log, Registerer: reg})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
