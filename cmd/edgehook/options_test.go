@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,4 +150,67 @@ func TestInProcessConnectionsWriteWithoutDeadlineAndStillStop(t *testing.T) {
 	if n := <-published; n == 0 {
 		t.Error("nothing was published before the server stopped")
 	}
+}
+
+// BenchmarkInProcessRequest measures a request and its reply over in-process
+// connections to the embedded server, with nats.go's default flusher write deadline
+// and without it (as `up` connects), reporting the process's CPU time per request.
+func BenchmarkInProcessRequest(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+	}{{"flusher-deadline", nats.DefaultFlusherTimeout}, {"no-deadline", 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			creds := natsconf.Credentials{natsconf.OperatorUser: "operator-password-0123"}
+			for _, c := range natsconf.Components {
+				creds[string(c)] = string(c) + "-password-0123"
+			}
+			spec, err := natsconf.SingleServer("127.0.0.1", -1, b.TempDir(), creds)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ns, err := natsconf.StartEmbedded(spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+			conn := func() *nats.Conn {
+				nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.FlusherTimeout(tc.timeout),
+					nats.UserInfo(natsconf.OperatorUser, "operator-password-0123"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(nc.Close)
+				return nc
+			}
+			responder, requester := conn(), conn()
+			if _, err := responder.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+				b.Fatal(err)
+			}
+			if err := responder.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			payload := make([]byte, 512)
+			b.ReportAllocs()
+			cpu0 := processCPU(b)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := requester.Request("bench.echo", payload, 5*time.Second); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(processCPU(b)-cpu0)/1e3/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// processCPU is the user and system CPU time the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
