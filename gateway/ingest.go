@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/natsconf/jsack"
 	"github.com/edgehook/edgehook/status"
 )
 
@@ -88,27 +89,27 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, _ string) error {
 	// Both messages go out before waiting, so the two acks cost one round trip, and
 	// both waits end by the publish timeout.
 	deadline := now.Add(s.cfg.PublishTimeout)
-	if err := s.acks.publish(&out.ev, out.evAck); err != nil {
+	if err := s.acks.Publish(&out.ev, out.evAck); err != nil {
 		out.release(&s.outs)
 		return s.publishFailed(t.TenantID, eventID, err)
 	}
-	stErr := s.acks.publish(&out.st, out.stAck)
-	ack := s.acks.awaitRetrying(&out.ev, out.evAck, out.timer, deadline)
+	stErr := s.acks.Publish(&out.st, out.stAck)
+	ack := s.acks.Await(&out.ev, out.evAck, out.timer, deadline)
 	s.metrics.publish.Observe(time.Since(now).Seconds())
 	if stErr == nil {
-		stErr = s.acks.awaitRetrying(&out.st, out.stAck, out.timer, deadline).err
+		stErr = s.acks.Await(&out.st, out.stAck, out.timer, deadline).Err
 	}
 	// Both slots are settled and the connection copied both messages out.
 	out.release(&s.outs)
-	if ack.err != nil {
-		return s.publishFailed(t.TenantID, eventID, ack.err)
+	if ack.Err != nil {
+		return s.publishFailed(t.TenantID, eventID, ack.Err)
 	}
 	if stErr != nil && !status.IsAlreadyWritten(stErr) {
 		// The event is durable; the worker writes its status when it delivers.
 		s.log.Warn("queued status not recorded", "tenant", t.TenantID, "event", eventID, "error", stErr)
 	}
 
-	if ack.duplicate {
+	if ack.Duplicate {
 		ctx.Response.Header.Set(HeaderIdempotentReplayed, "true")
 	} else {
 		s.metrics.accepted.Inc()
@@ -128,7 +129,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, _ string) error {
 // kept, so an event costs a handful of small allocations.
 type outgoing struct {
 	ev, st       nats.Msg
-	evAck, stAck *ackSlot
+	evAck, stAck *jsack.Slot
 	timer        *time.Timer // stopped between uses
 	// the ev header's values, one element each
 	id, tenant, typ, ingest, msgID []string
@@ -141,7 +142,7 @@ func newOutgoing() any {
 	o := &outgoing{
 		id: make([]string, 1), tenant: make([]string, 1), typ: make([]string, 1),
 		ingest: make([]string, 1), msgID: make([]string, 1),
-		evAck: newAckSlot(), stAck: newAckSlot(), timer: time.NewTimer(time.Hour),
+		evAck: jsack.NewSlot(), stAck: jsack.NewSlot(), timer: time.NewTimer(time.Hour),
 	}
 	o.timer.Stop()
 	o.ev.Header = nats.Header{
@@ -173,7 +174,7 @@ func (o *outgoing) fill(subjectPrefix, queuedBucket string, t identity.Tenant, e
 		delete(o.ev.Header, jetstream.MsgIDHeader)
 	}
 	// The connection copies a message out as it publishes it, and nothing publishes
-	// it after the handler returns (acks.awaitRetrying re-sends it from the handler),
+	// it after the handler returns (Acks.Await re-sends it from the handler),
 	// so the message can point at the request's body.
 	o.ev.Data = body
 	utc := now.UTC()

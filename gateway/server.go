@@ -22,6 +22,7 @@ import (
 
 	"github.com/edgehook/edgehook/api"
 	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/natsconf/jsack"
 	"github.com/edgehook/edgehook/status"
 )
 
@@ -35,7 +36,7 @@ type Server struct {
 	deps     Deps
 	log      *slog.Logger
 	pub      jetstream.JetStream
-	acks     *acks // of single-event ingest (publish.go)
+	acks     *jsack.Acks // of single-event ingest
 	metrics  *metrics
 	parsers  fastjson.ParserPool
 	outs     sync.Pool // *outgoing (ingest.go)
@@ -77,7 +78,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ak, err := newAcks(pub.Conn())
+	ak, err := jsack.New(pub.Conn())
 	if err != nil {
 		return nil, err
 	}

@@ -13,10 +13,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/valyala/fastjson"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/natsconf/jsack"
 )
 
 // Attempt outcomes.
@@ -166,30 +166,42 @@ func (s *Store) AttemptRange(ctx context.Context, tenantID, eventID string, from
 // published at once and their acks awaited together, so a delivery pays one round trip.
 // The entries are stored before the record.
 type Recorder struct {
-	pub     jetstream.JetStream
-	nc      *nats.Conn
+	pub jetstream.JetStream
+	// acks awaits the write of a record alone (a delivery) on one subscription.
+	acks    *jsack.Acks
 	timeout time.Duration
-	// single holds *singleWrite: the buffer and ack parser of a one-message Record.
+	// single holds *singleWrite: the message, buffer, ack slot and timer of a
+	// one-message Record.
 	single sync.Pool
 }
 
 // singleWrite is the reusable state of a Record call that writes only the status
-// record (a delivery): its message, buffer and ack parser.
+// record (a delivery).
 type singleWrite struct {
-	msg nats.Msg
-	buf []byte
-	ack fastjson.Parser
+	msg   nats.Msg
+	buf   []byte
+	slot  *jsack.Slot
+	timer *time.Timer // stopped between uses
 }
 
 // NewRecorder returns a Recorder publishing on js's connection (same domain or API
-// prefix) whose acks time out after timeout.
+// prefix) whose acks time out after timeout. It subscribes to its acks below the
+// connection's inbox prefix.
 func NewRecorder(js jetstream.JetStream, timeout time.Duration) (*Recorder, error) {
 	pub, err := natsconf.Publisher(js, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("status: recorder: %w", err)
 	}
-	r := &Recorder{pub: pub, nc: js.Conn(), timeout: timeout}
-	r.single.New = func() any { return &singleWrite{buf: make([]byte, 0, recordBufSize)} }
+	acks, err := jsack.New(js.Conn())
+	if err != nil {
+		return nil, fmt.Errorf("status: recorder: %w", err)
+	}
+	r := &Recorder{pub: pub, acks: acks, timeout: timeout}
+	r.single.New = func() any {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		return &singleWrite{buf: make([]byte, 0, recordBufSize), slot: jsack.NewSlot(), timer: t}
+	}
 	return r, nil
 }
 
@@ -233,16 +245,13 @@ func (r *Recorder) Record(ctx context.Context, rec Record, log ...Attempt) error
 	return nil
 }
 
-// Retries of a write that found no stream listening, as jetstream's synchronous
-// publish does by default (a stream leader may be moving).
-const (
-	noResponderRetries = 2
-	noResponderWait    = 250 * time.Millisecond
-)
-
-// recordOne writes rec alone, as a request whose ack it reads without reflection,
-// from a pooled buffer: the delivery path's write.
+// recordOne writes rec alone from a pooled buffer, its ack awaited on the recorder's
+// one subscription: the delivery path's write, which creates no context, timer or
+// channel of its own.
 func (r *Recorder) recordOne(ctx context.Context, rec Record) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("status: record %s: %w", rec.EventID, err)
+	}
 	w := r.single.Get().(*singleWrite)
 	defer r.single.Put(w)
 	b, err := encodeRecord(w.buf[:0], rec)
@@ -251,60 +260,17 @@ func (r *Recorder) recordOne(ctx context.Context, rec Record) error {
 	}
 	w.buf = b
 	w.msg = nats.Msg{Subject: subject(rec.TenantID, rec.EventID), Data: b}
-	// The request is bounded by the timeout or ctx's deadline, whichever is sooner,
-	// with the connection's pooled timer rather than a context of its own: the
-	// delivery path creates no context or timer per status write.
+	defer func() { w.msg.Data = nil }()
+	// Bounded by the timeout or ctx's deadline, whichever is sooner.
 	deadline := time.Now().Add(r.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if err := ctx.Err(); err != nil {
+	if err := r.acks.Publish(&w.msg, w.slot); err != nil {
 		return fmt.Errorf("status: record %s: %w", rec.EventID, err)
 	}
-	var resp *nats.Msg
-	for try := 0; ; try++ {
-		resp, err = r.nc.RequestMsg(&w.msg, time.Until(deadline))
-		if !errors.Is(err, nats.ErrNoResponders) || try == noResponderRetries {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("status: record %s: %w: %w", rec.EventID, jetstream.ErrNoStreamResponse, ctx.Err())
-		case <-time.After(min(noResponderWait, time.Until(deadline))):
-		}
-		if !time.Now().Before(deadline) {
-			return fmt.Errorf("status: record %s: %w: %w", rec.EventID, jetstream.ErrNoStreamResponse, nats.ErrTimeout)
-		}
-	}
-	w.msg.Data = nil
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("status: record %s: %w", rec.EventID, jetstream.ErrNoStreamResponse)
-	case err != nil:
-		return fmt.Errorf("status: record %s: %w", rec.EventID, err)
-	}
-	if err := checkAck(&w.ack, resp.Data); err != nil {
-		return fmt.Errorf("status: record %s: %w", rec.EventID, err)
-	}
-	return nil
-}
-
-// checkAck reads a JetStream publish ack: nil, or the API error the server answered
-// with, or ErrInvalidJSAck.
-func checkAck(p *fastjson.Parser, data []byte) error {
-	v, err := p.ParseBytes(data)
-	if err != nil {
-		return fmt.Errorf("%w: %w", jetstream.ErrInvalidJSAck, err)
-	}
-	if e := v.Get("error"); e != nil {
-		return &jetstream.APIError{
-			Code:        e.GetInt("code"),
-			ErrorCode:   jetstream.ErrorCode(e.GetUint("err_code")),
-			Description: string(e.GetStringBytes("description")),
-		}
-	}
-	if len(v.GetStringBytes("stream")) == 0 {
-		return jetstream.ErrInvalidJSAck
+	if res := r.acks.Await(&w.msg, w.slot, w.timer, deadline); res.Err != nil {
+		return fmt.Errorf("status: record %s: %w", rec.EventID, res.Err)
 	}
 	return nil
 }

@@ -170,6 +170,25 @@ func (c *Cache) WebhookConfig(ctx context.Context, tenantID string) (WebhookConf
 	return c.WebhookConfigLimited(ctx, tenantID, nil)
 }
 
+// Peek returns tenantID's configuration if a fresh one is cached, and whether it was:
+// the hit path of WebhookConfig without a context, timer, goroutine or allocation,
+// for a caller that looks the same tenants up at a high rate (the worker, per event).
+// Unlike WebhookConfig's copies, the slices of the configuration returned are the
+// cache's own: the caller reads them and never writes to them. A stale or missing
+// entry, or a cached not-found answer, is false and counts as no lookup: the caller
+// reads through WebhookConfig, which counts it.
+func (c *Cache) Peek(tenantID string) (WebhookConfig, bool) {
+	c.mu.Lock()
+	e, ok := c.found[tenantID]
+	ok = ok && c.now().Before(e.expires)
+	c.mu.Unlock()
+	if !ok {
+		return WebhookConfig{}, false
+	}
+	c.hits.Inc()
+	return e.cfg, true
+}
+
 // WebhookConfigLimited is WebhookConfig for a caller that limits upstream reads: when
 // tenantID's answer is not cached and no read of it is in flight, allow is called
 // (under the cache's lock, so it must be quick and must not use the cache), and if it

@@ -650,3 +650,94 @@ func TestCacheLimitedRead(t *testing.T) {
 		t.Errorf("allow called %d times for %d reads, want 1 and 1", n, r)
 	}
 }
+
+// TestCachePeekServesFreshEntriesOnly: Peek answers a fresh cached config, counted as
+// a hit, with no allocation; a missing, expired or not-found entry is no answer, and
+// the read through WebhookConfig that follows fetches it upstream (seeing a change
+// made meanwhile) and Peek serves it again.
+func TestCachePeekServesFreshEntriesOnly(t *testing.T) {
+	ctx := context.Background()
+	want := testConfig(t, "ten_a")
+	up := newCountingReader(want)
+	c, clock, reg := newTestCache(t, up, CacheConfig{})
+	if _, ok := c.Peek("ten_a"); ok {
+		t.Fatal("Peek answered a tenant never read")
+	}
+	if _, err := c.WebhookConfig(ctx, "ten_a"); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := c.Peek("ten_a")
+	if !ok {
+		t.Fatal("Peek missed a fresh entry")
+	}
+	assertSameConfig(t, got, want)
+	if allocs := testing.AllocsPerRun(100, func() {
+		if _, ok := c.Peek("ten_a"); !ok {
+			t.Fatal("Peek missed a fresh entry")
+		}
+	}); allocs != 0 {
+		t.Errorf("a Peek hit allocates %v times, want 0", allocs)
+	}
+	if h := counterValue(t, reg, "edgehook_config_cache_hits_total"); h != 102 {
+		t.Errorf("hits %v, want 102 (one per Peek hit)", h)
+	}
+
+	changed := testConfig(t, "ten_a")
+	changed.TargetURL = "https://changed.example.com/"
+	up.set(func(r *countingReader) { r.configs["ten_a"] = changed })
+	clock.Advance(DefaultCacheTTL)
+	if _, ok := c.Peek("ten_a"); ok {
+		t.Fatal("Peek answered an expired entry")
+	}
+	if got, err := c.WebhookConfig(ctx, "ten_a"); err != nil || got.TargetURL != changed.TargetURL {
+		t.Fatalf("read through after expiry: %+v, %v; want the changed config", got.TargetURL, err)
+	}
+	if got, ok := c.Peek("ten_a"); !ok || got.TargetURL != changed.TargetURL {
+		t.Fatalf("Peek after the read through: %v, %v; want the changed config", got.TargetURL, ok)
+	}
+	if n := up.readsOf("ten_a"); n != 2 {
+		t.Errorf("upstream reads = %d, want 2", n)
+	}
+	if m := counterValue(t, reg, "edgehook_config_cache_misses_total"); m != 2 {
+		t.Errorf("misses %v, want 2 (Peek's own misses count nothing)", m)
+	}
+
+	c.Invalidate("ten_a")
+	if _, ok := c.Peek("ten_a"); ok {
+		t.Fatal("Peek answered an invalidated entry")
+	}
+	if _, err := c.WebhookConfig(ctx, "ten_nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown tenant: %v, want ErrNotFound", err)
+	}
+	if _, ok := c.Peek("ten_nobody"); ok {
+		t.Fatal("Peek answered a cached not-found as a config")
+	}
+}
+
+// BenchmarkCacheHitPath compares a cache hit through WebhookConfig, with the timeout
+// context a caller bounds a possible upstream read with, to a Peek hit.
+func BenchmarkCacheHitPath(b *testing.B) {
+	up := newCountingReader(testConfig(b, "ten_a"))
+	c := NewCache(up, CacheConfig{}, nil)
+	if _, err := c.WebhookConfig(context.Background(), "ten_a"); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("WebhookConfig", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if _, err := c.WebhookConfig(ctx, "ten_a"); err != nil {
+				b.Fatal(err)
+			}
+			cancel()
+		}
+	})
+	b.Run("Peek", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := c.Peek("ten_a"); !ok {
+				b.Fatal("miss")
+			}
+		}
+	})
+}

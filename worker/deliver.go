@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -179,12 +180,24 @@ func (w *Worker) dispatch(ctx, workCtx context.Context, b *attemptBuffers, msg j
 	}
 }
 
+// configPeeker is a ConfigReader with a hit path that never blocks (vault.Cache).
+type configPeeker interface {
+	Peek(tenantID string) (vault.WebhookConfig, bool)
+}
+
 // readConfig reads j's tenant's webhook config (through the cache) and the endpoint
-// it names.
+// it names. A fresh cached config is taken as it is; only a read that may go upstream
+// is bounded by a timeout of its own.
 func (w *Worker) readConfig(ctx context.Context, j *job) {
-	cctx, cancel := context.WithTimeout(ctx, configReadTimeout)
-	j.cfg, j.cfgErr = w.configs.WebhookConfig(cctx, j.ev.tenant)
-	cancel()
+	var hit bool
+	if w.peek != nil {
+		j.cfg, hit = w.peek.Peek(j.ev.tenant)
+	}
+	if !hit {
+		cctx, cancel := context.WithTimeout(ctx, configReadTimeout)
+		j.cfg, j.cfgErr = w.configs.WebhookConfig(cctx, j.ev.tenant)
+		cancel()
+	}
 	if j.cfgErr == nil {
 		if origin, ep, ok := w.endpointIDs.get(j.cfg.TargetURL); ok {
 			j.origin, j.ep = origin, ep
@@ -314,8 +327,10 @@ func (w *Worker) finish(ctx context.Context, j *job, r result) {
 	switch {
 	case r.delivered():
 		rec.Status, outcome, settle = status.Delivered, outcomeDelivered, jetstream.Msg.Ack
-		w.log.Debug("webhook delivered", "tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt,
-			"statusCode", r.statusCode, "duration", r.duration)
+		if w.log.Enabled(ctx, slog.LevelDebug) { // its attributes would allocate per delivery
+			w.log.Debug("webhook delivered", "tenant", ev.tenant, "event", ev.id, "attempt", ev.attempt,
+				"statusCode", r.statusCode, "duration", r.duration)
+		}
 	case r.terminal:
 		rec.Status, outcome = status.Failed, outcomeFailed
 		settle = func(m jetstream.Msg) error { return m.TermWithReason(r.lastError) }
@@ -360,7 +375,7 @@ func (w *Worker) finish(ctx context.Context, j *job, r result) {
 				"statusCode", r.statusCode, "reason", r.lastError, "retryIn", delay)
 		}
 	}
-	w.metrics.deliveries.WithLabelValues(outcome).Inc()
+	w.metrics.outcomes[outcome].Inc()
 
 	if f.isSettled() { // shutdown gave the event back; the next worker records it
 		w.log.Info("attempt finished after shutdown returned the event for redelivery",

@@ -80,6 +80,11 @@ type env struct {
 	js      jetstream.JetStream
 	status  *status.Store
 	configs *configMap
+	// reader, when set, is the workers' ConfigReader in front of configs (a
+	// vault.Cache); else they read configs directly.
+	reader vault.ConfigReader
+	// logger, when set, is the workers' logger instead of testLogger's.
+	logger *slog.Logger
 }
 
 func newEnv(t testing.TB, edit func(*natsconf.Topology)) *env {
@@ -168,7 +173,15 @@ type running struct {
 func (e *env) start(t testing.TB, cfg Config) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	w, err := New(cfg, Deps{JS: e.js, Configs: e.configs, Logger: testLogger(), Registerer: reg})
+	var configs vault.ConfigReader = e.configs
+	if e.reader != nil {
+		configs = e.reader
+	}
+	log := e.logger
+	if log == nil {
+		log = testLogger()
+	}
+	w, err := New(cfg, Deps{JS: e.js, Configs: configs, Logger: log, Registerer: reg})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

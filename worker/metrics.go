@@ -19,7 +19,10 @@ const (
 // metrics are the worker's Prometheus collectors. None has a tenant label: tenants are
 // unbounded, and their ids belong in logs.
 type metrics struct {
-	deliveries         *prometheus.CounterVec
+	deliveries *prometheus.CounterVec
+	// outcomes is deliveries' counter of each outcome, resolved once (after
+	// registration) so a delivery does not hash its label.
+	outcomes           map[string]prometheus.Counter
 	latency            prometheus.Histogram
 	inFlight           prometheus.Gauge
 	breakerTransitions *prometheus.CounterVec
@@ -82,13 +85,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300},
 		}),
 	}
-	for _, o := range []string{outcomeDelivered, outcomeRetry, outcomeFailed, outcomeRefused, outcomeParked} {
-		m.deliveries.WithLabelValues(o) // export zeros, so rates work from the start
-	}
 	for _, s := range []string{breakerOpen, breakerHalfOpen, breakerClosed} {
 		m.breakerTransitions.WithLabelValues(s)
 	}
 	if reg == nil {
+		m.resolveOutcomes()
 		return m, nil
 	}
 	var err error
@@ -121,5 +122,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.lateness, err = promreg.Register(reg, m.lateness); err != nil {
 		return nil, err
 	}
+	m.resolveOutcomes()
 	return m, nil
+}
+
+// resolveOutcomes fills outcomes from deliveries (the registered vector), which then
+// exports a zero for each, so rates work from the start.
+func (m *metrics) resolveOutcomes() {
+	m.outcomes = make(map[string]prometheus.Counter, 5)
+	for _, o := range []string{outcomeDelivered, outcomeRetry, outcomeFailed, outcomeRefused, outcomeParked} {
+		m.outcomes[o] = m.deliveries.WithLabelValues(o)
+	}
 }

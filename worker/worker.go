@@ -39,6 +39,7 @@ type Worker struct {
 	js        jetstream.JetStream
 	rec       *status.Recorder
 	configs   vault.ConfigReader
+	peek      configPeeker // configs' hit path, if it has one
 	log       *slog.Logger
 	metrics   *metrics
 	client    *fasthttp.Client
@@ -104,11 +105,13 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
+	peek, _ := deps.Configs.(configPeeker)
 	return &Worker{
 		cfg:       cfg,
 		js:        deps.JS,
 		rec:       rec,
 		configs:   deps.Configs,
+		peek:      peek,
 		log:       log,
 		metrics:   m,
 		client:    newHTTPClient(cfg, newDialGuard(cfg.AllowPrivateTargets, cfg.ConnectTimeout)),

@@ -51,7 +51,12 @@ func (o natsOptions) connect(name string, log *slog.Logger) (*nats.Conn, jetstre
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "component", name, "url", nc.ConnectedUrlRedacted()) }),
 	}
 	if o.inProcess != nil {
-		opts = append(opts, nats.InProcessServer(o.inProcess))
+		// An in-process connection is a pipe whose reader is the server's own read
+		// loop, which reads as long as the server runs and closes the pipe when it
+		// stops, so a write cannot hang on a peer that went away. The flusher's write
+		// deadline (armed and cleared around every write, a timer each time) guards
+		// against nothing here: it is off, on these connections only.
+		opts = append(opts, nats.InProcessServer(o.inProcess), nats.FlusherTimeout(0))
 	}
 	switch pw, ok := o.passwords[name]; {
 	case ok:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,4 +77,140 @@ func TestUpComponentsReachTheEmbeddedServerInProcess(t *testing.T) {
 		nc.Close()
 		t.Errorf("connected to %s, where nothing listens", nowhere)
 	}
+}
+
+// TestInProcessConnectionsWriteWithoutDeadlineAndStillStop: the in-process connections
+// of `up` write without the flusher's write deadline (TCP connections keep it), and a
+// component publishing flat out when the embedded server stops is not left hanging:
+// its writes fail, and closing its connection returns.
+func TestInProcessConnectionsWriteWithoutDeadlineAndStillStop(t *testing.T) {
+	creds := natsconf.Credentials{natsconf.OperatorUser: "operator-password-0123"}
+	for _, c := range natsconf.Components {
+		creds[string(c)] = string(c) + "-password-0123"
+	}
+	spec, err := natsconf.SingleServer("127.0.0.1", -1, t.TempDir(), creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsconf.StartEmbedded(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	log := slog.New(slog.DiscardHandler)
+
+	tcp, _, err := (natsOptions{url: ns.ClientURL(), passwords: creds}).connect(string(natsconf.Gateway), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	if tcp.Opts.FlusherTimeout != nats.DefaultFlusherTimeout {
+		t.Errorf("TCP connection's flusher timeout %s, want the default %s", tcp.Opts.FlusherTimeout, nats.DefaultFlusherTimeout)
+	}
+	nc, _, err := (natsOptions{url: ns.ClientURL(), passwords: creds, inProcess: ns}).connect(string(natsconf.Gateway), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc.Opts.FlusherTimeout != 0 {
+		t.Errorf("in-process connection's flusher timeout %s, want none", nc.Opts.FlusherTimeout)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("flush over the in-process connection: %v", err)
+	}
+
+	// Publish flat out (the gateway may publish events) while the server stops.
+	stop := make(chan struct{})
+	published := make(chan int)
+	go func() {
+		n, payload := 0, make([]byte, 4096)
+		defer func() { published <- n }()
+		for n < 1_000_000 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := nc.Publish(natsconf.EventSubject("t1"), payload); err != nil {
+				return
+			}
+			n++
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	closed := make(chan struct{})
+	go func() { nc.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing the in-process connection hangs after the server stopped")
+	}
+	close(stop)
+	if n := <-published; n == 0 {
+		t.Error("nothing was published before the server stopped")
+	}
+}
+
+// BenchmarkInProcessRequest measures a request and its reply over in-process
+// connections to the embedded server, with nats.go's default flusher write deadline
+// and without it (as `up` connects), reporting the process's CPU time per request.
+func BenchmarkInProcessRequest(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+	}{{"flusher-deadline", nats.DefaultFlusherTimeout}, {"no-deadline", 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			creds := natsconf.Credentials{natsconf.OperatorUser: "operator-password-0123"}
+			for _, c := range natsconf.Components {
+				creds[string(c)] = string(c) + "-password-0123"
+			}
+			spec, err := natsconf.SingleServer("127.0.0.1", -1, b.TempDir(), creds)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ns, err := natsconf.StartEmbedded(spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+			conn := func() *nats.Conn {
+				nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.FlusherTimeout(tc.timeout),
+					nats.UserInfo(natsconf.OperatorUser, "operator-password-0123"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(nc.Close)
+				return nc
+			}
+			responder, requester := conn(), conn()
+			if _, err := responder.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+				b.Fatal(err)
+			}
+			if err := responder.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			payload := make([]byte, 512)
+			b.ReportAllocs()
+			cpu0 := processCPU(b)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := requester.Request("bench.echo", payload, 5*time.Second); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(processCPU(b)-cpu0)/1e3/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// processCPU is the user and system CPU time the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
