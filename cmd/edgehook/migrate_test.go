@@ -251,19 +251,7 @@ type migrateTarget struct {
 
 func migrateNewTarget(t *testing.T) *migrateTarget {
 	t.Helper()
-	creds := natsconf.Credentials{natsconf.OperatorUser: "pw-operator"}
-	for _, c := range natsconf.Components {
-		creds[string(c)] = "pw-" + string(c)
-	}
-	spec, err := natsconf.SingleServer("127.0.0.1", -1, t.TempDir(), creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := natsconf.StartEmbedded(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	ns, creds := startTestServer(t)
 	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(natsconf.OperatorUser, creds[natsconf.OperatorUser]))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/edgehook/edgehook/natsconf"
@@ -21,19 +22,7 @@ import (
 // listening, yet they connect with their own password and not with a wrong one, and
 // their permissions still hold.
 func TestUpComponentsReachTheEmbeddedServerInProcess(t *testing.T) {
-	creds := natsconf.Credentials{natsconf.OperatorUser: "operator-password-0123"}
-	for _, c := range natsconf.Components {
-		creds[string(c)] = string(c) + "-password-0123"
-	}
-	spec, err := natsconf.SingleServer("127.0.0.1", -1, t.TempDir(), creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := natsconf.StartEmbedded(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	ns, creds := startTestServer(t)
 	nowhere := fmt.Sprintf("nats://127.0.0.1:%d", natsproc.FreePort(t))
 	log := slog.New(slog.DiscardHandler)
 
@@ -84,19 +73,7 @@ func TestUpComponentsReachTheEmbeddedServerInProcess(t *testing.T) {
 // component publishing flat out when the embedded server stops is not left hanging:
 // its writes fail, and closing its connection returns.
 func TestInProcessConnectionsWriteWithoutDeadlineAndStillStop(t *testing.T) {
-	creds := natsconf.Credentials{natsconf.OperatorUser: "operator-password-0123"}
-	for _, c := range natsconf.Components {
-		creds[string(c)] = string(c) + "-password-0123"
-	}
-	spec, err := natsconf.SingleServer("127.0.0.1", -1, t.TempDir(), creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := natsconf.StartEmbedded(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	ns, creds := startTestServer(t)
 	log := slog.New(slog.DiscardHandler)
 
 	tcp, _, err := (natsOptions{url: ns.ClientURL(), passwords: creds}).connect(string(natsconf.Gateway), log)
@@ -161,22 +138,10 @@ func BenchmarkInProcessRequest(b *testing.B) {
 		timeout time.Duration
 	}{{"flusher-deadline", nats.DefaultFlusherTimeout}, {"no-deadline", 0}} {
 		b.Run(tc.name, func(b *testing.B) {
-			creds := natsconf.Credentials{natsconf.OperatorUser: "operator-password-0123"}
-			for _, c := range natsconf.Components {
-				creds[string(c)] = string(c) + "-password-0123"
-			}
-			spec, err := natsconf.SingleServer("127.0.0.1", -1, b.TempDir(), creds)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ns, err := natsconf.StartEmbedded(spec)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+			ns, creds := startTestServer(b)
 			conn := func() *nats.Conn {
 				nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.FlusherTimeout(tc.timeout),
-					nats.UserInfo(natsconf.OperatorUser, "operator-password-0123"))
+					nats.UserInfo(natsconf.OperatorUser, creds[natsconf.OperatorUser]))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -213,4 +178,24 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startTestServer starts an embedded single server with a user per component and the
+// operator, each with its own password (returned), stopped when the test ends.
+func startTestServer(t testing.TB) (*server.Server, natsconf.Credentials) {
+	t.Helper()
+	creds := natsconf.Credentials{natsconf.OperatorUser: "operator-password-0123"}
+	for _, c := range natsconf.Components {
+		creds[string(c)] = string(c) + "-password-0123"
+	}
+	spec, err := natsconf.SingleServer("127.0.0.1", -1, t.TempDir(), creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsconf.StartEmbedded(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns, creds
 }
