@@ -194,7 +194,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.BreakerCooldown < 0:
 		return c, fmt.Errorf("%w: BreakerCooldown (EDGEHOOK_BREAKER_COOLDOWN) must be positive, got %s", ErrInvalidConfig, c.BreakerCooldown)
 	case c.BreakerMaxCooldown < c.BreakerCooldown:
-		return c, fmt.Errorf("%w: BreakerMaxCooldown must be at least BreakerCooldown %s, got %s", ErrInvalidConfig, c.BreakerCooldown, c.BreakerMaxCooldown)
+		return c, fmt.Errorf("%w: BreakerMaxCooldown (EDGEHOOK_BREAKER_MAX_COOLDOWN) must be at least BreakerCooldown (EDGEHOOK_BREAKER_COOLDOWN) %s, got %s", ErrInvalidConfig, c.BreakerCooldown, c.BreakerMaxCooldown)
 	}
 	for i, d := range c.RetrySchedule {
 		if d < 0 {

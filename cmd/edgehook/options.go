@@ -121,6 +121,7 @@ type workerOptions struct {
 	tenantConcurrency int
 	breakerThreshold  int
 	breakerCooldown   time.Duration
+	breakerMaxWait    time.Duration
 	allowPrivate      bool
 	connectTimeout    time.Duration
 	drainTimeout      time.Duration
@@ -130,7 +131,8 @@ func (o *workerOptions) register(s *settings, allowPrivateDefault bool) {
 	s.Int(&o.concurrency, "concurrency", "EDGEHOOK_CONCURRENCY", 256, "deliveries in flight in this worker")
 	s.Int(&o.tenantConcurrency, "tenant-concurrency", "EDGEHOOK_TENANT_CONCURRENCY", 0, "deliveries of one tenant in flight in this worker (0: a quarter of the concurrency)")
 	s.Int(&o.breakerThreshold, "breaker-threshold", "EDGEHOOK_BREAKER_THRESHOLD", worker.DefaultBreakerThreshold, "consecutive failures that park an endpoint (-1: never)")
-	s.Duration(&o.breakerCooldown, "breaker-cooldown", "EDGEHOOK_BREAKER_COOLDOWN", worker.DefaultBreakerCooldown, "how long a parked endpoint gets no requests before a probe (doubles per failed probe, up to 10m)")
+	s.Duration(&o.breakerCooldown, "breaker-cooldown", "EDGEHOOK_BREAKER_COOLDOWN", worker.DefaultBreakerCooldown, "how long a parked endpoint gets no requests before a probe (doubles per failed probe, up to --breaker-max-cooldown)")
+	s.Duration(&o.breakerMaxWait, "breaker-max-cooldown", "EDGEHOOK_BREAKER_MAX_COOLDOWN", 0, "the longest wait between probes of a parked endpoint (0: 10m, or the cooldown if longer): how long at most an endpoint that answers again waits for its events")
 	s.Bool(&o.allowPrivate, "allow-private-targets", "EDGEHOOK_ALLOW_PRIVATE_TARGETS", allowPrivateDefault, "allow webhook targets on loopback and private addresses")
 	s.Duration(&o.connectTimeout, "connect-timeout", "EDGEHOOK_CONNECT_TIMEOUT", 5*time.Second, "TCP connect timeout of a delivery")
 	s.Duration(&o.drainTimeout, "drain-timeout", "EDGEHOOK_DRAIN_TIMEOUT", 15*time.Second, "on shutdown, how long in-flight deliveries may finish")
@@ -139,6 +141,9 @@ func (o *workerOptions) register(s *settings, allowPrivateDefault bool) {
 // config builds the worker's config from the options and the delivery topology (whose
 // retry schedule resolve has parsed).
 func (o workerOptions) config(t natsconf.Topology) (worker.Config, error) {
+	if o.breakerMaxWait < 0 || (o.breakerMaxWait > 0 && o.breakerMaxWait < o.breakerCooldown) {
+		return worker.Config{}, usageError{fmt.Errorf("EDGEHOOK_BREAKER_MAX_COOLDOWN (--breaker-max-cooldown) %s must be at least EDGEHOOK_BREAKER_COOLDOWN (--breaker-cooldown) %s, or 0 for the default", o.breakerMaxWait, o.breakerCooldown)}
+	}
 	return worker.Config{
 		Concurrency:         o.concurrency,
 		HTTPTimeout:         t.HTTPTimeout,
@@ -150,7 +155,7 @@ func (o workerOptions) config(t natsconf.Topology) (worker.Config, error) {
 		TenantConcurrency:   o.tenantConcurrency,
 		BreakerThreshold:    o.breakerThreshold,
 		BreakerCooldown:     o.breakerCooldown,
-		BreakerMaxCooldown:  max(worker.DefaultBreakerMaxCooldown, o.breakerCooldown),
+		BreakerMaxCooldown:  o.breakerMaxWait,
 	}, nil
 }
 

@@ -28,6 +28,8 @@ func TestUsageMistakesExitTwoAndNameTheProblem(t *testing.T) {
 		{"bad bool env", map[string]string{"EDGEHOOK_ALLOW_PRIVATE_TARGETS": "perhaps"}, []string{"up"}, "EDGEHOOK_ALLOW_PRIVATE_TARGETS"},
 		{"bad retry schedule", map[string]string{"EDGEHOOK_RETRY_SCHEDULE": "5s,soon"}, []string{"up"}, "EDGEHOOK_RETRY_SCHEDULE"},
 		{"bad log level", map[string]string{"EDGEHOOK_LOG_LEVEL": "loud"}, []string{"worker"}, "EDGEHOOK_LOG_LEVEL"},
+		{"breaker max cooldown under the cooldown", map[string]string{"EDGEHOOK_BREAKER_COOLDOWN": "5s", "EDGEHOOK_BREAKER_MAX_COOLDOWN": "1s"}, []string{"worker"}, "EDGEHOOK_BREAKER_MAX_COOLDOWN"},
+		{"breaker max cooldown under the cooldown, up", map[string]string{"EDGEHOOK_BREAKER_MAX_COOLDOWN": "1s"}, []string{"up"}, "EDGEHOOK_BREAKER_COOLDOWN"},
 		{"worker without vault", nil, []string{"worker"}, "VAULT_ADDR"},
 		{"receiver without vault", nil, []string{"receiver"}, "VAULT_ADDR"},
 		{"lockout threshold under 1", map[string]string{"VAULT_ADDR": "http://127.0.0.1:1", "EDGEHOOK_VAULT_LOCKOUT_THRESHOLD": "0"}, []string{"worker"}, "EDGEHOOK_VAULT_LOCKOUT_THRESHOLD"},
