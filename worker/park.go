@@ -235,21 +235,46 @@ func (w *Worker) unpark(ctx context.Context, filter string) (int, error) {
 
 // unparkInBackground runs unpark(filter) beside the deliveries, until it is done or Run
 // returns, logging the outcome. What it has not brought back by then comes back on its
-// schedule.
+// schedule. Asked again for a filter whose bring-back is running (an endpoint whose
+// breaker closed, opened and closed again meanwhile), it runs that filter once more
+// when the running one ends, for copies parked after its scan passed them, instead
+// of a second scan of the same copies beside the first.
 func (w *Worker) unparkInBackground(filter, why string) {
 	w.backgroundMu.Lock()
 	defer w.backgroundMu.Unlock()
 	if w.backgroundCtx == nil || w.backgroundCtx.Err() != nil {
 		return // not running (yet, or any more): they come back on their schedule
 	}
+	if _, running := w.unparking[filter]; running {
+		w.unparking[filter] = true
+		return
+	}
+	if w.unparking == nil {
+		w.unparking = make(map[string]bool)
+	}
+	w.unparking[filter] = false
+	ctx := w.backgroundCtx
 	w.background.Go(func() {
-		start := time.Now()
-		n, err := w.unpark(w.backgroundCtx, filter)
-		if err != nil {
-			w.log.Warn("bringing parked events back stopped; the rest come back on their schedule", "filter", filter, "brought", n, "error", err)
-			return
+		for {
+			start := time.Now()
+			n, err := w.unpark(ctx, filter)
+			if err != nil {
+				w.log.Warn("bringing parked events back stopped; the rest come back on their schedule", "filter", filter, "brought", n, "error", err)
+			} else {
+				w.log.Info("parked events brought back", "filter", filter, "count", n, "reason", why, "took", time.Since(start))
+			}
+			w.backgroundMu.Lock()
+			again := w.unparking[filter] && err == nil && ctx.Err() == nil
+			if !again {
+				delete(w.unparking, filter)
+			} else {
+				w.unparking[filter] = false
+			}
+			w.backgroundMu.Unlock()
+			if !again {
+				return
+			}
 		}
-		w.log.Info("parked events brought back", "filter", filter, "count", n, "reason", why, "took", time.Since(start))
 	})
 }
 

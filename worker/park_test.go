@@ -200,3 +200,58 @@ func TestTwoReturnsOfOneParkedCopyDeliverOnce(t *testing.T) {
 		r.stop(t, 10*time.Second)
 	}
 }
+
+// TestBringBacksOfOneEndpointDoNotPileUp: asked again and again to bring an endpoint's
+// parked events back while a bring-back of them runs (a breaker that keeps closing), the
+// worker scans the parked copies at most twice, not once per request.
+func TestBringBacksOfOneEndpointDoNotPileUp(t *testing.T) {
+	e := newEnv(t, func(topo *natsconf.Topology) {
+		topo.MaxDeliver = 4
+		topo.RetrySchedule = []time.Duration{20 * time.Millisecond, time.Hour}
+	})
+	ep := newEndpoint(t, e.configs)
+	tn := e.tenant(t, ep)
+	var healthy atomic.Bool
+	ep.setAnswer(func(w http.ResponseWriter, _ *http.Request, _ hit) {
+		if healthy.Load() {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	const events = 300
+	var ids []string
+	for i := range events {
+		ids = append(ids, e.publish(t, tn, []byte(`{"n":`+strconv.Itoa(i)+`}`)))
+	}
+	cfg := e.config()
+	// A breaker that stays open through the test: no probe brings anything back.
+	cfg.BreakerThreshold, cfg.BreakerCooldown, cfg.BreakerMaxCooldown = 3, time.Hour, time.Hour
+	r := e.start(t, cfg)
+	waitFor(t, 10*time.Second, "every event parked", func() bool { return e.parkedCount(t) == events })
+
+	// The endpoint answers again: its breaker closes (as its probe's answer would close
+	// it) and the bring-back is asked for many times over.
+	healthy.Store(true)
+	eps := r.w.endpoints.tenantParkedAt(tn)
+	if len(eps) != 1 {
+		t.Fatalf("the tenant is parked at %d endpoints, want 1", len(eps))
+	}
+	r.w.endpoints.close(eps[0])
+	const asks = 10
+	for range asks {
+		r.w.unparkInBackground(natsconf.ParkedFilter(eps[0]), "test")
+	}
+	for _, id := range ids {
+		e.waitStatus(t, tn, id, status.Delivered)
+	}
+	waitFor(t, 10*time.Second, "the bring-backs ended", func() bool {
+		r.w.backgroundMu.Lock()
+		defer r.w.backgroundMu.Unlock()
+		return len(r.w.unparking) == 0
+	})
+	got := counterValue(t, r.reg, "edgehook_events_unparked_total", "", "")
+	if got < events || got > 2*events {
+		t.Errorf("edgehook_events_unparked_total = %v after %d requests for %d parked events, want %d to %d (one scan, and at most one more)", got, asks, events, events, 2*events)
+	}
+}

@@ -66,6 +66,9 @@ type Worker struct {
 	backgroundMu  sync.Mutex
 	background    sync.WaitGroup
 	backgroundCtx context.Context
+	// unparking holds the filters a bring-back is running for, each with whether it
+	// was asked for again meanwhile (guarded by backgroundMu).
+	unparking map[string]bool
 }
 
 // New validates cfg (naming the first bad setting, wrapped in ErrInvalidConfig) and

@@ -238,9 +238,6 @@ func parkingEnv(env map[string]string) map[string]string {
 
 // parkingStartWorker starts a worker process as startWorker does, with the parking
 // schedule and info logs (its unpark reports), and returns it with its metrics URL.
-// Its probes of a parked endpoint are at most 4s apart, so the endpoint's return is
-// seen within seconds however long it was dead (with the default 10m bound, the
-// doubling cooldown could hold the recovery back by minutes).
 func parkingStartWorker(s *faultSystem) (*proc, string) {
 	s.t.Helper()
 	metrics := freeAddr(s.t)
@@ -251,7 +248,6 @@ func parkingStartWorker(s *faultSystem) (*proc, string) {
 		"EDGEHOOK_VAULT_PREFIX":          s.vault.Prefix,
 		"EDGEHOOK_ALLOW_PRIVATE_TARGETS": "true",
 		"EDGEHOOK_BREAKER_COOLDOWN":      "1s",
-		"EDGEHOOK_BREAKER_MAX_COOLDOWN":  "4s",
 		"EDGEHOOK_METRICS_ADDR":          metrics,
 		"EDGEHOOK_LOG_LEVEL":             "info",
 	}), "worker")
