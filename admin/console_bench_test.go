@@ -1,13 +1,10 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 
 	"github.com/edgehook/edgehook/admin"
 	"github.com/edgehook/edgehook/admin/admintest"
+	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/worker/dlq"
@@ -68,7 +66,7 @@ func BenchmarkConsoleTenantsPage(b *testing.B) {
 
 func benchPage(b *testing.B, br *browser, path string) {
 	hist := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
-	cpu0 := cpuTime(b)
+	cpu0 := cputime.Self()
 	var size int
 	for b.Loop() {
 		start := time.Now()
@@ -81,7 +79,7 @@ func benchPage(b *testing.B, br *browser, path string) {
 		}
 		size = len(body)
 	}
-	cpu := cpuTime(b) - cpu0
+	cpu := cputime.Self() - cpu0
 	b.ReportMetric(float64(hist.ValueAtQuantile(50))/1000, "p50-ms")
 	b.ReportMetric(float64(hist.ValueAtQuantile(99))/1000, "p99-ms")
 	b.ReportMetric(float64(hist.Max())/1000, "max-ms")
@@ -148,20 +146,4 @@ func fillTenants(b *testing.B, js jetstream.JetStream) []string {
 		ids[i] = id
 	}
 	return ids
-}
-
-// cpuTime returns the process's user plus system CPU time from /proc/self/stat.
-func cpuTime(b *testing.B) time.Duration {
-	raw, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	rest := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
-	utime, err1 := strconv.ParseInt(rest[11], 10, 64)
-	stime, err2 := strconv.ParseInt(rest[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("parse /proc/self/stat: %v %v", err1, err2)
-	}
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticks
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgehook/edgehook/bench/cputime"
 )
 
 // ScenarioBatch is POST /v1/events/batch against single-event ingest measured on the
@@ -110,9 +112,9 @@ func (b *Bench) batch(ctx context.Context, c Case) (Result, error) {
 		stop()
 		return Result{}, err
 	}
-	cpu0, start := processCPU(), time.Now()
+	cpu0, start := cputime.Self(), time.Now()
 	single.run(ctx, NewPacer(start, 0, b.cfg.Duration), newSingle, &one)
-	singleWindow, singleCPU := time.Since(start), processCPU()-cpu0
+	singleWindow, singleCPU := time.Since(start), cputime.Self()-cpu0
 	sys1, err := s.systemCPU()
 	stop()
 	if err != nil {
@@ -146,9 +148,9 @@ func (b *Bench) batch(ctx context.Context, c Case) (Result, error) {
 		stop()
 		return Result{}, err
 	}
-	cpu0, start = processCPU(), time.Now()
+	cpu0, start = cputime.Self(), time.Now()
 	lat := batches.run(ctx, NewPacer(start, rate, b.cfg.Duration), newBatch, &reqs)
-	window, cpu := time.Since(start), processCPU()-cpu0
+	window, cpu := time.Since(start), cputime.Self()-cpu0
 	sys1, err = s.systemCPU()
 	stop()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/natsconf"
 )
 
@@ -80,7 +81,7 @@ func (b *Bench) deliver(ctx context.Context, c Case) (Result, error) {
 	var cnt counters
 	stop = progress(b.cfg.Progress, "deliver (verified)", &cnt)
 	lat := NewLatencies()
-	cpu0, start := processCPU(), time.Now()
+	cpu0, start := cputime.Self(), time.Now()
 	deadline := start.Add(b.cfg.Duration)
 	var n uint64
 	for ctx.Err() == nil && time.Now().Before(deadline) {
@@ -97,7 +98,7 @@ func (b *Bench) deliver(ctx context.Context, c Case) (Result, error) {
 			break // the backlog ran out: the window ends at the drain
 		}
 	}
-	window, cpu := time.Since(start), processCPU()-cpu0
+	window, cpu := time.Since(start), cputime.Self()-cpu0
 	stop()
 
 	var r Result
@@ -124,7 +125,7 @@ func (b *Bench) deliverAtRate(ctx context.Context, s *system, t tenant, c Case, 
 	defer pub.close()
 
 	stop := progressOf(b.cfg.Progress, "deliver "+c.String()+" (verified)", &verified.events, &cnt.errors)
-	cpu0, start := processCPU(), time.Now()
+	cpu0, start := cputime.Self(), time.Now()
 	m.window(start, start.Add(b.cfg.Duration))
 	p := NewPacer(start, c.Rate, b.cfg.Duration)
 	for {
@@ -144,7 +145,7 @@ func (b *Bench) deliverAtRate(ctx context.Context, s *system, t tenant, c Case, 
 		cnt.fail("%v", err)
 	}
 	drain(ctx, m, b.cfg.DrainTimeout)
-	cpu := processCPU() - cpu0
+	cpu := cputime.Self() - cpu0
 	stop()
 	stopFollow()
 

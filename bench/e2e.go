@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/natsconf"
 )
 
@@ -41,12 +42,12 @@ func (b *Bench) e2e(ctx context.Context, c Case) (Result, error) {
 		return &ingestPost{auth: "Bearer " + t.APIKey, body: body, onAccepted: m.accept}
 	}
 	stop := progressOf(b.cfg.Progress, "e2e "+c.String()+" (verified)", &verified.events, &cnt.errors)
-	cpu0, start := processCPU(), time.Now()
+	cpu0, start := cputime.Self(), time.Now()
 	m.window(start, start.Add(b.cfg.Duration))
 	load.run(ctx, NewPacer(start, c.Rate, b.cfg.Duration), newReq, &cnt)
 	window := time.Since(start)
 	drain(ctx, m, b.cfg.DrainTimeout)
-	cpu := processCPU() - cpu0
+	cpu := cputime.Self() - cpu0
 	stop()
 	stopFollow()
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/natsconf"
 )
 
@@ -156,9 +157,9 @@ func (b *Bench) edge(ctx context.Context, c Case) (Result, error) {
 	}
 	var cnt counters
 	stop := progress(b.cfg.Progress, "edge: ingest at edge "+benchEdge, &cnt)
-	cpu0, start := processCPU(), time.Now()
+	cpu0, start := cputime.Self(), time.Now()
 	lat := load.run(ctx, NewPacer(start, c.Rate, b.cfg.Duration), newReq, &cnt)
-	window, cpu := time.Since(start), processCPU()-cpu0
+	window, cpu := time.Since(start), cputime.Self()-cpu0
 	stop()
 	if err := gw.close(b); err != nil {
 		return Result{}, fmt.Errorf("edge gateway: %w", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/natsconf"
 )
 
@@ -180,10 +181,10 @@ func (b *Bench) fairnessPhase(ctx context.Context, c Case, who neighbour) (phase
 	if dead != nil {
 		lateness0 = dead.lateness(s)
 	}
-	cpu0, start := processCPU(), time.Now()
+	cpu0, start := cputime.Self(), time.Now()
 	m.window(start, start.Add(b.cfg.Duration))
 	load.run(ctx, NewPacer(start, rate, b.cfg.Duration), func() requester { return &roundRobin{senders: senders} }, &cnt)
-	window, cpu := time.Since(start), processCPU()-cpu0
+	window, cpu := time.Since(start), cputime.Self()-cpu0
 	p.pending.window = sampler.take()
 	if dead != nil {
 		dead.atBacklog(ctx, s, lateness0)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgehook/edgehook/bench/cputime"
 )
 
 // Latency descriptions, as Result.Latency reports them.
@@ -41,9 +43,9 @@ func (b *Bench) ingest(ctx context.Context, c Case) (Result, error) {
 	}
 	var cnt counters
 	stop := progress(b.cfg.Progress, c.String(), &cnt)
-	cpu0, start := processCPU(), time.Now()
+	cpu0, start := cputime.Self(), time.Now()
 	lat := load.run(ctx, NewPacer(start, c.Rate, b.cfg.Duration), newReq, &cnt)
-	window, cpu := time.Since(start), processCPU()-cpu0
+	window, cpu := time.Since(start), cputime.Self()-cpu0
 	stop()
 	// The ceilings come after the load: deleting the scratch stream (hundreds of MB)
 	// would otherwise still be busy on the disk while the load runs.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/webhook"
 )
 
@@ -147,13 +148,13 @@ func (b *Bench) pipeline(ctx context.Context, c Case) (Result, error) {
 		stop()
 		return Result{}, err
 	}
-	self0, start := processCPU(), time.Now()
+	self0, start := cputime.Self(), time.Now()
 	m.window(start, start.Add(b.cfg.Duration))
 	ingestLat := load.run(ctx, NewPacer(start, c.Rate, b.cfg.Duration), newReq, &cnt)
 	window := time.Since(start)
 	drain(ctx, m, b.cfg.DrainTimeout)
 	cpu1, err := s.cpuSnapshot()
-	self := processCPU() - self0
+	self := cputime.Self() - self0
 	stop()
 	if err != nil {
 		return Result{}, err
@@ -216,11 +217,11 @@ func (b *Bench) pipeline(ctx context.Context, c Case) (Result, error) {
 func (s *system) cpuSnapshot() (map[string]time.Duration, error) {
 	out := make(map[string]time.Duration, max(len(s.Processes), 1))
 	if len(s.Processes) == 0 {
-		out["bench+system"] = processCPU()
+		out["bench+system"] = cputime.Self()
 		return out, nil
 	}
 	for _, p := range s.Processes {
-		d, err := pidCPU(p.PID)
+		d, err := cputime.Of(p.PID)
 		if err != nil {
 			return nil, fmt.Errorf("system process %s: %w", p.Name, err)
 		}

@@ -1,19 +1,16 @@
 package console
 
 import (
-	"github.com/edgehook/edgehook/console/consoletest"
-
 	"bytes"
-	"fmt"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgehook/edgehook/bench/cputime"
+	"github.com/edgehook/edgehook/console/consoletest"
 )
 
 // benchEvents is how many events the benchmark tenant has; a page renders PageSize.
@@ -76,7 +73,7 @@ func BenchmarkEventsPageHTTP(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			hist := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
-			cpu0 := cpuTime(b)
+			cpu0 := cputime.Self()
 			for b.Loop() {
 				start := time.Now()
 				p := c.Get(bc.path)
@@ -87,28 +84,11 @@ func BenchmarkEventsPageHTTP(b *testing.B) {
 					b.Fatalf("GET %s: %d", bc.path, p.Status)
 				}
 			}
-			cpu := cpuTime(b) - cpu0
+			cpu := cputime.Self() - cpu0
 			b.ReportMetric(float64(hist.ValueAtQuantile(50))/1000, "p50-ms")
 			b.ReportMetric(float64(hist.ValueAtQuantile(99))/1000, "p99-ms")
 			b.ReportMetric(float64(hist.Max())/1000, "max-ms")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/page")
 		})
 	}
-}
-
-// cpuTime returns the process's user plus system CPU time from /proc/self/stat.
-func cpuTime(b *testing.B) time.Duration {
-	raw, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Fields after the command name (which is in parentheses): utime is 14th, stime 15th.
-	rest := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
-	utime, err1 := strconv.ParseInt(rest[11], 10, 64)
-	stime, err2 := strconv.ParseInt(rest[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatal(fmt.Errorf("parse /proc/self/stat: %v %v", err1, err2))
-	}
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticks
 }

@@ -1,14 +1,14 @@
 package console
 
 import (
-	"github.com/edgehook/edgehook/console/consoletest"
-
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgehook/edgehook/console/consoletest"
 )
 
 func TestEveryPageSendsSecurityHeaders(t *testing.T) {

@@ -1,21 +1,21 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgehook/edgehook/api/apitest"
 )
 
 // testServer is both consoles on one real fasthttp server on 127.0.0.1, as the gateway
-// and admin component will mount them (on their own listeners, in production).
+// and admin component mount them (on their own listeners, in production).
 type testServer struct {
 	URL      string
 	src      *memSource
@@ -24,23 +24,8 @@ type testServer struct {
 	logs     *syncBuffer
 }
 
-// syncBuffer collects the consoles' log lines for assertions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a logger's output for the test to read.
+type syncBuffer = apitest.Logs
 
 // startServer serves a portal and an operator console on src; cfg applies to both.
 func startServer(t testing.TB, cfg Config, src *memSource) *testServer {

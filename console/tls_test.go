@@ -1,8 +1,6 @@
 package console
 
 import (
-	"github.com/edgehook/edgehook/console/consoletest"
-
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgehook/edgehook/console/consoletest"
 )
 
 // selfSigned returns a certificate and key for 127.0.0.1 and a pool that trusts it.

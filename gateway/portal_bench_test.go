@@ -8,10 +8,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/console/consoletest"
 	"github.com/edgehook/edgehook/status"
 )
@@ -59,16 +59,6 @@ func loadRecords(b *testing.B, e *env, tenantID string, n int) string {
 
 // olderLink finds the link to a list's next (older) page.
 var olderLink = regexp.MustCompile(`href="([^"]+)" id="older"`)
-
-// cpuTime is the process's user and system CPU time so far (from the kernel, as
-// /proc/self/stat has it): the gateway, the embedded NATS server and the client.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 func heapInUse() uint64 {
 	runtime.GC()
@@ -124,7 +114,7 @@ func BenchmarkPortalPages(b *testing.B) {
 	for _, p := range pages {
 		b.Run(p.name, func(b *testing.B) {
 			var lat []time.Duration
-			cpu0 := cpuTime(b)
+			cpu0 := cputime.Self()
 			for b.Loop() {
 				t0 := time.Now()
 				r := c.Get(p.path)
@@ -133,7 +123,7 @@ func BenchmarkPortalPages(b *testing.B) {
 					b.Fatalf("GET %s: %d, no %q", p.path, r.Status, p.want)
 				}
 			}
-			cpu := cpuTime(b) - cpu0
+			cpu := cputime.Self() - cpu0
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/receiver"
 )
 
@@ -64,29 +65,6 @@ func rssBytes(t testing.TB) int64 {
 	}
 	t.Fatal("no VmRSS in /proc/self/status")
 	return 0
-}
-
-// cpuTime is the CPU time the process has used (user + system), from /proc/self/stat.
-func cpuTime(t testing.TB) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The fields after the command name, which is in parentheses and may hold spaces.
-	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(fields) < 13 {
-		t.Fatalf("/proc/self/stat: %q", b)
-	}
-	var ticks int64
-	for _, f := range fields[11:13] { // utime, stime
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			t.Fatalf("/proc/self/stat field %q: %v", f, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 // flood sends n webhooks to distinct made-up tenant ids over conns keep-alive
@@ -219,9 +197,9 @@ func TestFloodOfUnknownTenants(t *testing.T) {
 	readsBefore := e.configs.reads.Load()
 	linesBefore, _ := logs.count()
 
-	floodStart, cpuStart := time.Now(), cpuTime(t)
+	floodStart, cpuStart := time.Now(), cputime.Self()
 	statuses := flood(t, addr, run, warm, total, conns)
-	elapsed, cpu := time.Since(floodStart), cpuTime(t)-cpuStart
+	elapsed, cpu := time.Since(floodStart), cputime.Self()-cpuStart
 
 	rssAfter := rssBytes(t)
 	reads := e.configs.reads.Load()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/edgehook/edgehook/api/apitest"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/natsconf/natstest"
 	"github.com/edgehook/edgehook/receiver"
@@ -61,23 +62,8 @@ func (m *mapConfigs) fail(err error) {
 	m.err = err
 }
 
-// syncBuffer is a log sink tests can read while the server writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a logger's output for the test to read.
+type syncBuffer = apitest.Logs
 
 // env is one receiver on a real embedded JetStream server, reading configuration
 // through a real vault.Cache in front of configs.

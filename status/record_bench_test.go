@@ -3,10 +3,10 @@ package status_test
 import (
 	"context"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/natsconf/natstest"
 	"github.com/edgehook/edgehook/status"
 )
@@ -25,7 +25,7 @@ func BenchmarkRecordDelivered(b *testing.B) {
 	now := time.Now().UTC()
 	b.ReportAllocs()
 	b.SetParallelism(8)
-	cpu0 := processCPU(b)
+	cpu0 := cputime.Self()
 	b.RunParallel(func(pb *testing.PB) {
 		for i := 0; pb.Next(); i++ {
 			r := status.Record{EventID: "evt_" + strconv.Itoa(i), TenantID: "ten_a", Status: status.Delivered,
@@ -36,14 +36,5 @@ func BenchmarkRecordDelivered(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(processCPU(b)-cpu0)/1e3/float64(b.N), "cpu-µs/op")
-}
-
-// processCPU is the user and system CPU time the process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(cputime.Self()-cpu0)/1e3/float64(b.N), "cpu-µs/op")
 }

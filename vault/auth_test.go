@@ -4,17 +4,16 @@ package vault_test
 // VAULT_ADDR and VAULT_TOKEN set, against a real Vault.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/edgehook/edgehook/api/apitest"
 	"github.com/edgehook/edgehook/vault"
 	"github.com/edgehook/edgehook/vault/vaulttest"
 )
@@ -50,23 +49,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// safeBuffer is a log sink that tests can read while the Client writes.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// safeBuffer collects a logger's output for the test to read.
+type safeBuffer = apitest.Logs
 
 // appRoleSetup writes a webhook config and returns a worker AppRole client config for it.
 func appRoleSetup(t *testing.T, params map[string]any) (*vaulttest.Env, string, vault.WebhookConfig, vault.ClientConfig, string) {

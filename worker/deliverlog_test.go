@@ -1,32 +1,16 @@
 package worker
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/edgehook/edgehook/api/apitest"
 	"github.com/edgehook/edgehook/status"
 )
 
-// syncBuffer is a bytes.Buffer that a logger and the test can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a logger's output for the test to read.
+type syncBuffer = apitest.Logs
 
 // TestDeliveryIsLoggedAtDebugLevelOnly: a delivered webhook is one debug line naming
 // its tenant and event, and nothing at the info level a service runs at.

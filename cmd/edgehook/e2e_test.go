@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/edgehook/edgehook/api/apitest"
 	"github.com/edgehook/edgehook/natsconf"
 )
 
@@ -41,22 +42,8 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a logger's output for the test to read.
+type syncBuffer = apitest.Logs
 
 // startUp runs `edgehook up` with env on top of test defaults and waits for the quick
 // start banner.

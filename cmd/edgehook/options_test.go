@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/natsconf/natsproc"
 )
@@ -157,7 +157,7 @@ func BenchmarkInProcessRequest(b *testing.B) {
 			}
 			payload := make([]byte, 512)
 			b.ReportAllocs()
-			cpu0 := processCPU(b)
+			cpu0 := cputime.Self()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if _, err := requester.Request("bench.echo", payload, 5*time.Second); err != nil {
@@ -166,18 +166,9 @@ func BenchmarkInProcessRequest(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(processCPU(b)-cpu0)/1e3/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64(cputime.Self()-cpu0)/1e3/float64(b.N), "cpu-µs/op")
 		})
 	}
-}
-
-// processCPU is the user and system CPU time the process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // startTestServer starts an embedded single server with a user per component and the

@@ -1,6 +1,9 @@
 //go:build unix
 
-package bench
+// Package cputime reads how much CPU time a process has used: this one (getrusage), or
+// another by its process id (/proc/<pid>/stat). The benchmarks report CPU per event
+// from it, which holds better than throughput on a shared machine.
+package cputime
 
 import (
 	"bytes"
@@ -11,9 +14,9 @@ import (
 	"time"
 )
 
-// processCPU returns the CPU time (user plus system) this process has used so far,
-// or 0 if it cannot be read.
-func processCPU() time.Duration {
+// Self returns the CPU time (user plus system, all threads) this process has used so
+// far, or 0 if it cannot be read.
+func Self() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
@@ -25,9 +28,9 @@ func processCPU() time.Duration {
 // USER_HZ, 100 ticks a second on every architecture it supports.
 const userHZ = 100
 
-// pidCPU returns the CPU time (user plus system, all threads) process pid has used so
+// Of returns the CPU time (user plus system, all threads) process pid has used so
 // far, from /proc/<pid>/stat (10 ms resolution).
-func pidCPU(pid int) (time.Duration, error) {
+func Of(pid int) (time.Duration, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, fmt.Errorf("cpu of process %d: %w", pid, err)
