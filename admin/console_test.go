@@ -3,10 +3,8 @@ package admin_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/edgehook/edgehook/admin"
 	"github.com/edgehook/edgehook/admin/admintest"
 	"github.com/edgehook/edgehook/api/apitest"
+	"github.com/edgehook/edgehook/console/consoletest"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/worker/dlq"
 )
@@ -94,15 +93,13 @@ func natstestEmbedded(t testing.TB, spec natsconf.ServerSpec) string {
 	return s.ClientURL()
 }
 
-// browser is a person at the console: a cookie jar and the session's CSRF token.
+// browser is a person at the console: a browser-like client and the session's CSRF
+// token.
 type browser struct {
+	*consoletest.Client
 	t    testing.TB
-	c    *http.Client
-	base string
 	csrf string
 }
-
-var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // signIn signs in to the console at base with token and returns the signed-in browser,
 // failing the test unless the console lands on the tenants page.
@@ -119,44 +116,21 @@ func signIn(t testing.TB, base, token string) *browser {
 // body.
 func trySignIn(t testing.TB, base, token string) (*browser, int, string) {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &browser{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 15 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	t.Cleanup(b.c.CloseIdleConnections)
-	_, page := b.get("/console/signin")
-	m := csrfRe.FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no sign-in form:\n%s", page)
-	}
-	status, body, loc := b.post("/console/signin", url.Values{"csrf": {m[1]}, "token": {token}})
-	if status == http.StatusSeeOther {
-		if !strings.HasSuffix(loc, "/console/tenants") {
+	b := &browser{Client: consoletest.NewClient(t, base), t: t}
+	p := b.SignIn("/console/", "token", token)
+	if p.Status == http.StatusSeeOther {
+		if loc := p.Header.Get("Location"); !strings.HasSuffix(loc, "/console/tenants") {
 			t.Fatalf("signed in to %s", loc)
 		}
-		_, page = b.get("/console/tenants")
-		if m = csrfRe.FindStringSubmatch(page); m == nil {
-			t.Fatalf("no CSRF token on the tenants page:\n%s", page)
-		}
-		b.csrf = m[1]
+		b.csrf = consoletest.CSRF(t, b.Get("/console/tenants"))
 	}
-	return b, status, body
+	return b, p.Status, p.Body
 }
 
 func (b *browser) get(path string) (int, string) {
 	b.t.Helper()
-	resp, err := b.c.Get(b.base + path)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
+	p := b.Get(path)
+	return p.Status, p.Body
 }
 
 // post submits a form (with the session's CSRF token unless form has one).
@@ -165,16 +139,8 @@ func (b *browser) post(path string, form url.Values) (int, string, string) {
 	if form.Get("csrf") == "" {
 		form.Set("csrf", b.csrf)
 	}
-	resp, err := b.c.PostForm(b.base+path, form)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return resp.StatusCode, string(body), resp.Header.Get("Location")
+	p := b.Post(path, form)
+	return p.Status, p.Body, p.Header.Get("Location")
 }
 
 // mustGet reads a page that must answer 200.
@@ -263,39 +229,36 @@ func TestConsoleRefusesAWrongTokenAndAnExpiredSession(t *testing.T) {
 	b := signIn(t, e.srv.URL, admintest.Token)
 	b.mustGet("/console/dlq")
 	// A client that keeps sending the cookie after its Max-Age (the jar drops it).
-	base, _ := url.Parse(e.srv.URL + "/console/")
-	cookies := b.c.Jar.Cookies(base)
+	cookies := b.Cookies("/console/")
 	if len(cookies) != 1 {
 		t.Fatalf("the console set cookies %v, want one session cookie", cookies)
 	}
-	stale := &browser{t: t, base: e.srv.URL, csrf: b.csrf, c: &http.Client{Timeout: 15 * time.Second,
-		Jar: fixedCookie{cookies[0]}, CheckRedirect: b.c.CheckRedirect}}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		status, _ := stale.get("/console/dlq")
-		if status == http.StatusSeeOther {
-			break
+	stale := consoletest.NewClient(t, e.srv.URL)
+	withStaleCookie := func(method, path string, form url.Values) consoletest.Page {
+		req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
 		}
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.AddCookie(cookies[0])
+		return stale.Do(req)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for withStaleCookie(http.MethodGet, "/console/dlq", nil).Status != http.StatusSeeOther {
 		if time.Now().After(deadline) {
 			t.Fatal("the session outlived its TTL by 9s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if status, body, _ := stale.post("/console/dlq/replay", url.Values{"id": {"1"}}); status != http.StatusUnauthorized || !strings.Contains(body, "Your session has ended.") {
-		t.Errorf("a replay on an expired session: %d\n%s", status, body)
+	if p := withStaleCookie(http.MethodPost, "/console/dlq/replay", url.Values{"id": {"1"}, "csrf": {b.csrf}}); p.Status != http.StatusUnauthorized || !strings.Contains(p.Body, "Your session has ended.") {
+		t.Errorf("a replay on an expired session: %d\n%s", p.Status, p.Body)
 	}
 	// The admin API's own routes and token are unchanged beside the console.
 	if r := apitest.Do(t, e.api, "GET", e.srv.URL+"/v1/tenants/ten_x", "wrong", ""); r.Code != http.StatusUnauthorized {
 		t.Errorf("the admin API with a wrong token: %d", r.Code)
 	}
-}
-
-// fixedCookie is a cookie jar that always sends one cookie and keeps nothing.
-type fixedCookie struct{ c *http.Cookie }
-
-func (f fixedCookie) SetCookies(*url.URL, []*http.Cookie) {}
-func (f fixedCookie) Cookies(*url.URL) []*http.Cookie {
-	return []*http.Cookie{{Name: f.c.Name, Value: f.c.Value}}
 }
 
 // putDeadLetters writes n dead letters of tenant in the DLQ processor's format, each
