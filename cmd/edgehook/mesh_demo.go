@@ -34,14 +34,14 @@ E3=$(send_event 3); echo "$E3"
 get_event "$E3"
 for i in $(seq 50); do curl -s $EDGE_A/metrics | grep -E '^edgehook_edge_sourcing_lag_messages [2-9]' >/dev/null && break; sleep 0.2; done
 curl -s $EDGE_A/metrics | grep '^edgehook_edge_'
-bin/nats --server nats://{{natsEdgeA}} --user operator --password "$(cat {{dir}}/edge-a/operator.password)" \
+bin/nats --server nats://{{natsEdgeA}} --user operator --password="$(cat {{dir}}/edge-a/operator.password)" \
   --js-domain edge-a stream report
 # 5. heal it: the hub's EVENTS sources what edge a stored, and the worker delivers it
 curl -s -X POST $LINKS/a/heal
 wait_delivered "$E2"; wait_delivered "$E3"
 # 6. at the hub: EVENTS sources INGEST_a and INGEST_b (lag 0 once caught up); every server's JetStream
-bin/nats --server nats://{{natsHub}} --user operator --password "$(cat {{dir}}/hub/operator.password)" stream report
-bin/nats --server nats://{{natsHub}} --user sys --password "$(cat {{dir}}/hub/sys.password)" server report jetstream
+bin/nats --server nats://{{natsHub}} --user operator --password="$(cat {{dir}}/hub/operator.password)" stream report
+bin/nats --server nats://{{natsHub}} --user sys --password="$(cat {{dir}}/hub/sys.password)" server report jetstream
 `
 
 // meshRenderDemo fills in the demo script for the mesh on plan, its directory dir.

@@ -193,13 +193,19 @@ func operatorPassword(dataDir string) (string, error) {
 	return pw, nil
 }
 
-// randomToken returns 32 random bytes, base64url.
+// randomToken returns 32 random bytes, base64url, never beginning with '-': the tokens are
+// also passwords people pass on command lines (`nats --password "$(cat …)"`), where a
+// leading dash reads as a flag. One draw in 64 is drawn again.
 func randomToken() (string, error) {
 	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("generate a random token: %w", err)
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("generate a random token: %w", err)
+		}
+		if t := base64.RawURLEncoding.EncodeToString(b[:]); t[0] != '-' {
+			return t, nil
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // waitListening waits up to 10s for addr to accept TCP connections.
@@ -233,7 +239,7 @@ EVENT_ID=$(curl -s -X POST http://{{api}}/v1/events -H "Authorization: Bearer $S
 # 3. see it delivered (with the first key, which holds every scope), and the verified copy
 #    the receiver put in the RECEIVED stream
 sleep 1; curl -s http://{{api}}/v1/events/$EVENT_ID -H "Authorization: Bearer $API_KEY"; echo
-bin/nats --server nats://{{nats}} --user operator --password "$(cat {{data}}/nats-operator.password)" \
+bin/nats --server nats://{{nats}} --user operator --password="$(cat {{data}}/nats-operator.password)" \
   stream get RECEIVED --last-for "received.$TENANT_ID"
 `
 

@@ -184,3 +184,18 @@ func TestTenantCommandManagesKeys(t *testing.T) {
 		t.Errorf("add-key without scopes: %v", err)
 	}
 }
+
+// The generated passwords are pasted after `nats --password`, which takes a value that
+// begins with '-' for a flag. One base64url token in 64 began with one; 2,000 draws
+// would meet about 31 of them.
+func TestGeneratedPasswordsNeverBeginWithADash(t *testing.T) {
+	for range 2000 {
+		tok, err := randomToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(tok, "-") || len(tok) != 43 {
+			t.Fatalf("generated %q: want 43 base64url characters, the first not '-'", tok)
+		}
+	}
+}
