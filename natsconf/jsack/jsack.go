@@ -4,6 +4,12 @@
 // write. It does what jetstream's publishes do for such a caller at a fraction of the
 // cost: an ack is read without reflection, and a publish allocates no channel, future
 // or timer of its own.
+//
+// Reply subjects are reused: a reply id whose ack has arrived goes back to a free list,
+// so the ids in use are as many as the publishes that were ever in flight at once, and
+// the server routes each ack through its subject caches instead of matching (and
+// caching, and evicting) a new subject per publish. An id whose ack did not come in
+// time is retired for good, so an ack that comes late can never reach a later publish.
 package jsack
 
 import (
@@ -39,15 +45,22 @@ type Acks struct {
 	p fastjson.Parser
 
 	mu      sync.Mutex
-	next    uint64
-	waiting map[uint64]*Slot
+	next    uint64           // the last id made
+	free    []reply          // ids whose ack arrived, for the next publishes
+	waiting map[uint64]*Slot // by id
+}
+
+// reply is one reply id and its subject.
+type reply struct {
+	id      uint64
+	subject string
 }
 
 // Slot is where one publish's ack arrives; a caller keeps its slots for reuse, one
 // per publish in flight. Whoever takes it out of Acks.waiting (the ack, or the waiter
 // giving up) settles it, so it gets at most one result.
 type Slot struct {
-	id uint64
+	reply
 	ch chan Result // capacity 1
 }
 
@@ -87,13 +100,16 @@ func (a *Acks) Close() error { return a.sub.Unsubscribe() }
 // returns. Every successful Publish must be followed by Await on the same slot.
 func (a *Acks) Publish(m *nats.Msg, slot *Slot) error {
 	a.mu.Lock()
-	a.next++
-	slot.id = a.next
+	if n := len(a.free); n > 0 {
+		slot.reply = a.free[n-1]
+		a.free = a.free[:n-1]
+	} else {
+		a.next++
+		slot.reply = reply{id: a.next, subject: a.prefix + strconv.FormatUint(a.next, 10)}
+	}
 	a.waiting[slot.id] = slot
 	a.mu.Unlock()
-	var buf [96]byte
-	reply := append(buf[:0], a.prefix...)
-	m.Reply = string(strconv.AppendUint(reply, slot.id, 10))
+	m.Reply = slot.subject
 	if err := a.nc.PublishMsg(m); err != nil {
 		a.forget(slot)
 		return err
@@ -144,12 +160,16 @@ func (a *Acks) await(slot *Slot, t *time.Timer, deadline time.Time) Result {
 	}
 }
 
-// forget takes slot out of the waiting set; if its ack was taken out first, it drains
-// the result that ack left, so the slot's channel is empty for its next use.
+// forget takes slot out of the waiting set, retiring its id (an ack may still come);
+// if its ack was taken out first, it drains the result that ack left, so the slot's
+// channel is empty for its next use.
 func (a *Acks) forget(slot *Slot) {
 	a.mu.Lock()
-	_, waiting := a.waiting[slot.id]
-	delete(a.waiting, slot.id)
+	// Once its ack took it, slot's id may be another slot's already.
+	waiting := a.waiting[slot.id] == slot
+	if waiting {
+		delete(a.waiting, slot.id)
+	}
 	a.mu.Unlock()
 	if !waiting {
 		<-slot.ch // the ack took the slot: its result is there, or about to be
@@ -163,8 +183,9 @@ func (a *Acks) pending() int {
 	return len(a.waiting)
 }
 
-// receive is the subscription's handler: it reads an ack and hands it to its slot.
-// An ack nobody waits for any more (timed out) is dropped.
+// receive is the subscription's handler: it reads an ack, frees its id for reuse (a
+// publish gets one answer) and hands the ack to its slot. An ack nobody waits for any
+// more (timed out) is dropped, and its retired id stays unused.
 func (a *Acks) receive(m *nats.Msg) {
 	if len(m.Subject) <= len(a.prefix) {
 		return
@@ -175,7 +196,10 @@ func (a *Acks) receive(m *nats.Msg) {
 	}
 	a.mu.Lock()
 	slot := a.waiting[id]
-	delete(a.waiting, id)
+	if slot != nil {
+		delete(a.waiting, id)
+		a.free = append(a.free, slot.reply)
+	}
 	a.mu.Unlock()
 	if slot != nil {
 		slot.ch <- a.read(m)

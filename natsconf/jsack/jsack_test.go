@@ -2,6 +2,7 @@ package jsack
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -149,5 +150,87 @@ func TestReadAckReadsWhatJetStreamAnswers(t *testing.T) {
 		if r := readAck(&p, []byte(bad)); !errors.Is(r.Err, jetstream.ErrInvalidJSAck) {
 			t.Errorf("ack %q: %+v, want ErrInvalidJSAck", bad, r)
 		}
+	}
+}
+
+// TestAcksReuseReplySubjects: publishes one after another from a few slots go out with
+// as many reply subjects as were in flight at once, not one per publish, and each
+// still gets its own ack.
+func TestAcksReuseReplySubjects(t *testing.T) {
+	a, _, nc := newTestAcks(t)
+	seen := make(map[string]int)
+	sub, err := nc.SubscribeSync(natsconf.EventSubject("t1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	const slots, rounds = 4, 50
+	var ss [slots]*Slot
+	var timers [slots]*time.Timer
+	for i := range ss {
+		ss[i], timers[i] = NewSlot(), time.NewTimer(time.Hour)
+		timers[i].Stop()
+	}
+	for r := range rounds {
+		var ms [slots]*nats.Msg
+		for i := range ss {
+			ms[i] = nats.NewMsg(natsconf.EventSubject("t1"))
+			ms[i].Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("t1:%d-%d", r, i))
+			if err := a.Publish(ms[i], ss[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range ss {
+			if res := a.Await(ms[i], ss[i], timers[i], time.Now().Add(5*time.Second)); res.Err != nil || res.Duplicate {
+				t.Fatalf("round %d, slot %d: %+v, want a fresh ack", r, i, res)
+			}
+			m, err := sub.NextMsg(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[m.Reply]++
+		}
+	}
+	if len(seen) > slots {
+		t.Errorf("%d publishes, %d at a time, used %d reply subjects, want at most %d", slots*rounds, slots, len(seen), slots)
+	}
+}
+
+// TestAcksGiveUpOnlyTheirOwnSlot: a waiter whose time runs out just as its ack
+// arrives, after another publish has taken the freed reply id, leaves that publish
+// awaited and its own slot empty for reuse.
+func TestAcksGiveUpOnlyTheirOwnSlot(t *testing.T) {
+	a, timer, _ := newTestAcks(t)
+	first, second := NewSlot(), NewSlot()
+	m1 := nats.NewMsg(natsconf.EventSubject("t1"))
+	if err := a.Publish(m1, first); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; len(first.ch) == 0; i++ { // its ack arrived, nobody took it yet
+		if i == 500 {
+			t.Fatal("no ack within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m2 := nats.NewMsg(natsconf.EventSubject("t1"))
+	if err := a.Publish(m2, second); err != nil {
+		t.Fatal(err)
+	}
+	if second.id != first.id {
+		t.Fatalf("the second publish took id %d, not the freed id %d", second.id, first.id)
+	}
+	a.forget(first) // first's timer fired as its ack came
+	if len(first.ch) != 0 {
+		t.Error("the slot that gave up still holds its ack")
+	}
+	done := make(chan Result, 1)
+	go func() { done <- a.Await(m2, second, timer, time.Now().Add(5*time.Second)) }()
+	select {
+	case r := <-done:
+		if r.Err != nil {
+			t.Fatalf("the publish that reused the id: %+v, want its ack", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the publish that reused the id is still awaited after 10s")
 	}
 }
