@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,6 +199,47 @@ func TestGeneratedPasswordsNeverBeginWithADash(t *testing.T) {
 		}
 		if strings.HasPrefix(tok, "-") || len(tok) != 43 {
 			t.Fatalf("generated %q: want 43 base64url characters, the first not '-'", tok)
+		}
+	}
+}
+
+// TestEdgehookRunsAtGOGC200UnlessTheEnvironmentSetsIt: the binary collects garbage at
+// GOGC=200 by default (see gcPercent), as its /metrics says, and a GOGC in the
+// environment still decides.
+func TestEdgehookRunsAtGOGC200UnlessTheEnvironmentSetsIt(t *testing.T) {
+	bin, err := edgehookBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ gogc, want string }{{"", "200"}, {"50", "50"}} {
+		api := freeAddr(t)
+		env := map[string]string{
+			"EDGEHOOK_DATA_DIR": t.TempDir(), "EDGEHOOK_HTTP_ADDR": api, "EDGEHOOK_ADMIN_ADDR": freeAddr(t),
+			"EDGEHOOK_RECEIVER_ADDR": freeAddr(t), "EDGEHOOK_NATS_ADDR": freeAddr(t),
+			"EDGEHOOK_ADMIN_TOKEN": "test-admin-token", "EDGEHOOK_LOG_LEVEL": "warn",
+		}
+		if tc.gogc != "" {
+			env["GOGC"] = tc.gogc
+		}
+		p := startProc(t, "up (GOGC="+tc.gogc+")", bin, true, env, "up")
+		var got string
+		for i := 0; got == "" && i < 300; i++ {
+			time.Sleep(100 * time.Millisecond)
+			resp, err := http.Get("http://" + api + "/metrics")
+			if err != nil {
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for line := range strings.Lines(string(b)) {
+				if v, ok := strings.CutPrefix(line, "go_gc_gogc_percent "); ok {
+					got = strings.TrimSpace(v)
+				}
+			}
+		}
+		p.end(t, syscall.SIGTERM)
+		if got != tc.want {
+			t.Errorf("GOGC=%q in the environment: /metrics says go_gc_gogc_percent %q, want %s", tc.gogc, got, tc.want)
 		}
 	}
 }
