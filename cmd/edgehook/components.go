@@ -110,10 +110,14 @@ func (s *stack) wait() error {
 	return err
 }
 
-// abort stops whatever was started and returns err.
+// abort stops whatever was started and returns err, unless a component already
+// running had failed first: its failure cancelled the start that returned err (which
+// then says only "context canceled"), so that failure is the one returned.
 func (s *stack) abort(err error) error {
 	s.cancel()
-	s.wait()
+	if first := s.wait(); first != nil && errors.Is(err, context.Canceled) {
+		return first
+	}
 	return err
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/edgehook/edgehook/api/apitest"
 	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/natsconf/natsproc"
 )
 
 // system is an `edgehook up` running in-process on free loopback ports.
@@ -32,14 +34,13 @@ type system struct {
 	cancel                                             context.CancelFunc
 }
 
+// freeAddr returns a loopback address that was free a moment ago and that no other
+// call in this test binary returned (natsproc.FreePort): the kernel may hand a port
+// just closed to the next listener, and two of one system's listeners on one port make
+// it fail to start.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(natsproc.FreePort(t)))
 }
 
 // syncBuffer collects a logger's output for the test to read.
@@ -96,6 +97,7 @@ func startUp(t *testing.T, env map[string]string) *system {
 	for !strings.Contains(sys.stdout.String(), "edgehook is up") {
 		select {
 		case err := <-sys.done:
+			sys.done <- err // for the cleanup, which would wait for it
 			t.Fatalf("up exited early: %v\n%s", err, stderr.String())
 		default:
 		}

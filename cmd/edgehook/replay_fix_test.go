@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -47,12 +46,7 @@ func TestReplayAfterFixingTheTargetIsDelivered(t *testing.T) {
 			if sameOrigin {
 				setTarget(receiver.URL + "/broken")
 			} else {
-				ln, err := net.Listen("tcp", "127.0.0.1:0") // a port that refuses connections
-				if err != nil {
-					t.Fatal(err)
-				}
-				ln.Close()
-				setTarget("http://" + ln.Addr().String() + "/hooks")
+				setTarget("http://" + freeAddr(t) + "/hooks") // a port that refuses connections
 			}
 
 			var ids []string

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -240,6 +241,36 @@ func TestEdgehookRunsAtGOGC200UnlessTheEnvironmentSetsIt(t *testing.T) {
 		p.end(t, syscall.SIGTERM)
 		if got != tc.want {
 			t.Errorf("GOGC=%q in the environment: /metrics says go_gc_gogc_percent %q, want %s", tc.gogc, got, tc.want)
+		}
+	}
+}
+
+// TestUpSaysWhichOfItsAddressesIsTaken: when a listen address of `up` is taken, up
+// fails naming it. Its components start one after another, and the one that cannot
+// listen fails while the next is starting; up used to report that next one's
+// cancelled start ("status bucket …: context canceled") instead.
+func TestUpSaysWhichOfItsAddressesIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, key := range []string{"EDGEHOOK_HTTP_ADDR", "EDGEHOOK_ADMIN_ADDR", "EDGEHOOK_RECEIVER_ADDR"} {
+		vars := map[string]string{
+			"EDGEHOOK_DATA_DIR": t.TempDir(), "EDGEHOOK_HTTP_ADDR": freeAddr(t), "EDGEHOOK_ADMIN_ADDR": freeAddr(t),
+			"EDGEHOOK_RECEIVER_ADDR": freeAddr(t), "EDGEHOOK_NATS_ADDR": freeAddr(t),
+			"EDGEHOOK_ADMIN_TOKEN": "test-admin-token", "EDGEHOOK_LOG_LEVEL": "error",
+		}
+		vars[key] = taken.Addr().String()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := run(ctx, []string{"edgehook", "up"}, func(k string) string { return vars[k] }, &bytes.Buffer{}, &bytes.Buffer{})
+		timedOut := ctx.Err() != nil
+		cancel()
+		switch {
+		case timedOut:
+			t.Errorf("%s taken: up still running after 30s", key)
+		case err == nil || !strings.Contains(err.Error(), taken.Addr().String()) || !strings.Contains(err.Error(), "address already in use"):
+			t.Errorf("%s taken: up returned %v, want an error naming %s as in use", key, err, taken.Addr())
 		}
 	}
 }
