@@ -19,6 +19,7 @@ import (
 	"github.com/edgehook/edgehook/api/apitest"
 	"github.com/edgehook/edgehook/console/consoletest"
 	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/natsconf/natstest"
 	"github.com/edgehook/edgehook/worker/dlq"
 )
 
@@ -43,7 +44,7 @@ func startConsole(t testing.TB, cfg admin.Config) *consoleEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := natstestEmbedded(t, spec)
+	url := natstest.Embedded(t, spec)
 	op := connectAs(t, url, natsconf.OperatorUser, creds)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -81,16 +82,6 @@ func connectAs(t testing.TB, url, user string, creds natsconf.Credentials) jetst
 		t.Fatal(err)
 	}
 	return js
-}
-
-func natstestEmbedded(t testing.TB, spec natsconf.ServerSpec) string {
-	t.Helper()
-	s, err := natsconf.StartEmbedded(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
 }
 
 // browser is a person at the console: a browser-like client and the session's CSRF

@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgehook/edgehook/identity"
 	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/natsconf/natstest"
 )
 
 // The permission checks. Each component connects as its own NATS user with its own
@@ -1044,12 +1045,7 @@ func startSingle(t *testing.T, creds natsconf.Credentials, extra ...natsconf.Use
 		t.Fatal(err)
 	}
 	spec.Users = append(spec.Users, extra...)
-	s, err := natsconf.StartEmbedded(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	tg := newTarget(t, "the single server", s.ClientURL(), "", creds)
+	tg := newTarget(t, "the single server", natstest.Embedded(t, spec), "", creds)
 	js, err := jetstream.New(tg.op)
 	if err != nil {
 		t.Fatal(err)

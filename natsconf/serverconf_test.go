@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/edgehook/edgehook/natsconf"
+	"github.com/edgehook/edgehook/natsconf/natstest"
 )
 
 // The rendering tests: the configuration text ServerSpec.Conf writes, parsed back by
@@ -314,19 +315,15 @@ func checkPasswords(t *testing.T, passwords []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := natsconf.StartEmbedded(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	url := natstest.Embedded(t, spec)
 	for _, u := range spec.Users {
-		nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(u.Name, u.Password), nats.NoReconnect())
+		nc, err := nats.Connect(url, nats.UserInfo(u.Name, u.Password), nats.NoReconnect())
 		if err != nil {
 			t.Errorf("log in as %s with password %q: %v", u.Name, u.Password, err)
 			continue
 		}
 		nc.Close()
-		if _, err := nats.Connect(s.ClientURL(), nats.UserInfo(u.Name, u.Password+"x"), nats.NoReconnect()); !errors.Is(err, nats.ErrAuthorization) {
+		if _, err := nats.Connect(url, nats.UserInfo(u.Name, u.Password+"x"), nats.NoReconnect()); !errors.Is(err, nats.ErrAuthorization) {
 			t.Errorf("log in as %s with a wrong password: %v, want an authorization violation", u.Name, err)
 		}
 	}

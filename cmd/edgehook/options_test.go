@@ -14,6 +14,7 @@ import (
 	"github.com/edgehook/edgehook/bench/cputime"
 	"github.com/edgehook/edgehook/natsconf"
 	"github.com/edgehook/edgehook/natsconf/natsproc"
+	"github.com/edgehook/edgehook/natsconf/natstest"
 )
 
 // TestUpComponentsReachTheEmbeddedServerInProcess: the components of `up` talk to its
@@ -183,10 +184,5 @@ func startTestServer(t testing.TB) (*server.Server, natsconf.Credentials) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := natsconf.StartEmbedded(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns, creds
+	return natstest.EmbeddedServer(t, spec), creds
 }

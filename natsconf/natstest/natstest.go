@@ -71,12 +71,19 @@ func (s *Server) JetStream(t testing.TB) jetstream.JetStream {
 // when the test ends, and returns its client URL.
 func Embedded(t testing.TB, spec natsconf.ServerSpec) string {
 	t.Helper()
+	return EmbeddedServer(t, spec).ClientURL()
+}
+
+// EmbeddedServer is Embedded for a test that needs the server itself (to connect to
+// it in-process).
+func EmbeddedServer(t testing.TB, spec natsconf.ServerSpec) *server.Server {
+	t.Helper()
 	s, err := natsconf.StartEmbedded(spec)
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
+	return s
 }
 
 // ConnectAs opens a connection to url as user with password (closed when the test
