@@ -103,6 +103,9 @@ func wantServer(t *testing.T, o *server.Options, spec natsconf.ServerSpec) {
 	if o.MaxPayload != natsconf.DefaultMaxPayload {
 		t.Errorf("max payload %d, want %d", o.MaxPayload, natsconf.DefaultMaxPayload)
 	}
+	if !o.NoSublistCache {
+		t.Error("the sublist cache is on, want it off (per-event subjects only miss it)")
+	}
 }
 
 // wantURLUser checks that u logs in as user with password.
