@@ -65,10 +65,11 @@ type attemptBuffers struct {
 	sig     []byte
 	body    [bodyPrefixBytes + 1]byte
 	signers signerCache
+	targets *targetChecks
 }
 
 func newAttemptBuffers() *attemptBuffers {
-	return &attemptBuffers{req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+	return &attemptBuffers{req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse(), targets: newTargetChecks()}
 }
 
 // maxCachedSigners bounds one delivery goroutine's signer cache; beyond it the cache
