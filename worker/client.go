@@ -64,37 +64,64 @@ type attemptBuffers struct {
 	ts      []byte
 	sig     []byte
 	body    [bodyPrefixBytes + 1]byte
-	signers signerCache
-	targets *targetChecks
+	tenants tenantCache
 }
 
 func newAttemptBuffers() *attemptBuffers {
-	return &attemptBuffers{req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse(), targets: newTargetChecks()}
+	return &attemptBuffers{req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
 }
 
-// maxCachedSigners bounds one delivery goroutine's signer cache; beyond it the cache
+// maxCachedTenants bounds one delivery goroutine's tenantCache; beyond it the cache
 // starts over, so a worker serving many tenants keeps a bounded set.
-const maxCachedSigners = 256
+const maxCachedTenants = 256
 
-// signerCache keeps one delivery goroutine's Signers by tenant, so a message does not
-// pay for new HMAC states. A Signer is reused only while it signs with exactly the
-// secrets the tenant's configuration gives for this message: a rotation or an expired
-// previous secret replaces it before anything is signed. Not safe for concurrent use.
-type signerCache struct {
-	byTenant map[string]*webhook.Signer
+// tenantCache keeps what one delivery goroutine derives from each tenant's
+// configuration, so a message does not pay for it again: the Signer (new HMAC states)
+// and the verdict of checkTargetURL on the target URL (a parse). Each is reused only
+// while what it came from is unchanged: a Signer while it signs with exactly the
+// secrets the configuration gives for this message (a rotation or an expired previous
+// secret replaces it before anything is signed), a verdict while the URL is the same.
+// Not safe for concurrent use.
+type tenantCache struct {
+	byTenant map[string]*tenantEntry
 }
 
-// get returns a Signer for tenant that signs with exactly secrets.
-func (c *signerCache) get(tenant string, secrets []webhook.Secret) *webhook.Signer {
-	if s, ok := c.byTenant[tenant]; ok && s.SignsWith(secrets...) {
-		return s
+type tenantEntry struct {
+	signer  *webhook.Signer // nil until the tenant's first signature
+	url     string          // the URL urlErr is the verdict on, once urlSeen
+	urlErr  error
+	urlSeen bool
+}
+
+// entry returns tenant's entry, made empty if there was none.
+func (c *tenantCache) entry(tenant string) *tenantEntry {
+	if e, ok := c.byTenant[tenant]; ok {
+		return e
 	}
-	if c.byTenant == nil || len(c.byTenant) >= maxCachedSigners {
-		c.byTenant = make(map[string]*webhook.Signer)
+	if c.byTenant == nil || len(c.byTenant) >= maxCachedTenants {
+		c.byTenant = make(map[string]*tenantEntry)
 	}
-	s := webhook.NewSigner(secrets...)
-	c.byTenant[tenant] = s
-	return s
+	e := &tenantEntry{}
+	c.byTenant[tenant] = e
+	return e
+}
+
+// signer returns a Signer for tenant that signs with exactly secrets.
+func (c *tenantCache) signer(tenant string, secrets []webhook.Secret) *webhook.Signer {
+	e := c.entry(tenant)
+	if e.signer == nil || !e.signer.SignsWith(secrets...) {
+		e.signer = webhook.NewSigner(secrets...)
+	}
+	return e.signer
+}
+
+// checkURL is checkTargetURL(raw) for tenant's target URL raw, remembered.
+func (c *tenantCache) checkURL(tenant, raw string) error {
+	e := c.entry(tenant)
+	if !e.urlSeen || e.url != raw {
+		e.url, e.urlErr, e.urlSeen = raw, checkTargetURL(raw), true
+	}
+	return e.urlErr
 }
 
 // result is the outcome of one delivery attempt.
@@ -128,7 +155,7 @@ func (w *Worker) post(b *attemptBuffers, target string, secrets []webhook.Secret
 	ts := now.Unix()
 	b.ts = strconv.AppendInt(b.ts[:0], ts, 10)
 	req.Header.SetBytesV(webhook.HeaderTimestamp, b.ts)
-	b.sig = b.signers.get(ev.tenant, secrets).AppendSignature(b.sig[:0], ev.id, ts, ev.payload)
+	b.sig = b.tenants.signer(ev.tenant, secrets).AppendSignature(b.sig[:0], ev.id, ts, ev.payload)
 	req.Header.SetBytesV(webhook.HeaderSignature, b.sig)
 	req.SetBodyRaw(ev.payload)
 

@@ -289,7 +289,7 @@ func (w *Worker) attempt(b *attemptBuffers, j *job) result {
 	case cfg.Secret.IsZero():
 		return result{lastError: errTextNoSecret, at: now}
 	}
-	if err := b.targets.check(cfg.TargetURL); err != nil {
+	if err := b.tenants.checkURL(ev.tenant, cfg.TargetURL); err != nil {
 		return result{refused: true, lastError: err.Error(), at: now}
 	}
 	r := w.post(b, cfg.TargetURL, cfg.ActiveSecrets(now), ev, now)

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"net"
 	"net/netip"
 	"strconv"
@@ -25,33 +24,6 @@ type TargetError = target.Error
 // checkTargetURL refuses target URLs the worker must not call: anything but http and
 // https, URLs without a host, and ports outside 1-65535.
 func checkTargetURL(raw string) error { return target.CheckURL(raw) }
-
-// targetCheckSlots is the size of one delivery goroutine's targetChecks.
-const targetCheckSlots = 16
-
-// targetChecks keeps one delivery goroutine's recent verdicts of checkTargetURL,
-// direct-mapped by a hash of the URL, so an attempt does not parse its tenant's target
-// URL again (a parse allocates). A verdict depends on the URL alone; a URL that meets
-// another in its slot is checked anew.
-type targetChecks struct {
-	seed  maphash.Seed
-	slots [targetCheckSlots]struct {
-		url string
-		err error
-		set bool
-	}
-}
-
-func newTargetChecks() *targetChecks { return &targetChecks{seed: maphash.MakeSeed()} }
-
-// check is checkTargetURL(raw), remembered.
-func (c *targetChecks) check(raw string) error {
-	e := &c.slots[maphash.String(c.seed, raw)%targetCheckSlots]
-	if !e.set || e.url != raw {
-		e.url, e.err, e.set = raw, checkTargetURL(raw), true
-	}
-	return e.err
-}
 
 // dialGuard is the HTTP client's dial function. It resolves the host once, refuses the
 // connection if any resolved address is not allowed (before anything is dialed), and

@@ -175,30 +175,36 @@ func TestCheckTargetURL(t *testing.T) {
 	}
 }
 
-// TestTargetChecksRememberEachURLsOwnVerdict: a delivery goroutine's remembered
-// verdict on a URL is checkTargetURL's, also when more URLs than it has slots take
-// turns in them, and a URL checked again costs no allocation (no parse).
-func TestTargetChecksRememberEachURLsOwnVerdict(t *testing.T) {
-	urls := []string{"ftp://hooks.example.com/", "http:///nohost", "http://hooks.example.com:0/", "http://exa mple.com/\x7f"}
-	for i := range 3 * targetCheckSlots {
-		urls = append(urls, "https://hooks.example.com/"+strconv.Itoa(i))
+// TestTenantCacheRemembersEachURLsOwnVerdict: a delivery goroutine's remembered
+// verdict on a tenant's target URL is checkTargetURL's, also after the tenant's URL
+// changes and while more tenants than the cache holds take turns, and a URL checked
+// again costs no allocation (no parse).
+func TestTenantCacheRemembersEachURLsOwnVerdict(t *testing.T) {
+	urls := []string{"ftp://hooks.example.com/", "http:///nohost", "http://hooks.example.com:0/", "http://exa mple.com/\x7f", "https://hooks.example.com/x"}
+	var c tenantCache
+	check := func(tenant, url string) {
+		t.Helper()
+		got, want := c.checkURL(tenant, url), checkTargetURL(url)
+		if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
+			t.Errorf("remembered check of %s's %q = %v, want %v", tenant, url, got, want)
+		}
 	}
-	c := newTargetChecks()
-	for round := range 3 {
-		for i := range urls {
-			url := urls[(i*7+round)%len(urls)] // another order each round
-			got, want := c.check(url), checkTargetURL(url)
-			if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
-				t.Errorf("remembered check of %q = %v, want %v", url, got, want)
-			}
+	for range 3 { // one tenant whose URL keeps changing
+		for _, url := range urls {
+			check("t0", url)
+		}
+	}
+	for round := range 3 { // more tenants than the cache holds
+		for i := range 2 * maxCachedTenants {
+			check("t"+strconv.Itoa(i), urls[(i+round)%len(urls)])
 		}
 	}
 	bad := urls[0]
-	c.check(bad)
-	if n := testing.AllocsPerRun(100, func() { _ = c.check(bad) }); n != 0 {
+	c.checkURL("t0", bad)
+	if n := testing.AllocsPerRun(100, func() { _ = c.checkURL("t0", bad) }); n != 0 {
 		t.Errorf("a URL checked again allocates %.0f times, want 0", n)
 	}
-	if err := c.check(bad); !errors.Is(err, ErrTargetNotAllowed) {
+	if err := c.checkURL("t0", bad); !errors.Is(err, ErrTargetNotAllowed) {
 		t.Errorf("remembered check of %q = %v, want ErrTargetNotAllowed", bad, err)
 	}
 }

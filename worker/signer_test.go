@@ -74,25 +74,25 @@ func TestReusedSignersFollowSecretChanges(t *testing.T) {
 	deliver("rotated again, no grace", []webhook.Secret{third}, first, second)
 }
 
-func TestSignerCacheReusesOnlyMatchingSigners(t *testing.T) {
+func TestTenantCacheReusesOnlyMatchingSigners(t *testing.T) {
 	a, b := mustSecret(t), mustSecret(t)
-	var c signerCache
-	s1 := c.get("t1", []webhook.Secret{a})
-	if c.get("t1", []webhook.Secret{a}) != s1 {
+	var c tenantCache
+	s1 := c.signer("t1", []webhook.Secret{a})
+	if c.signer("t1", []webhook.Secret{a}) != s1 {
 		t.Error("same tenant and secrets: signer not reused")
 	}
 	for _, secrets := range [][]webhook.Secret{{b}, {a, b}, {b, a}, nil} {
-		if s := c.get("t1", secrets); s == s1 || !s.SignsWith(secrets...) {
+		if s := c.signer("t1", secrets); s == s1 || !s.SignsWith(secrets...) {
 			t.Errorf("secrets changed to %d others: got a signer for the old set", len(secrets))
 		}
 	}
-	if s := c.get("t2", []webhook.Secret{a}); s == s1 {
+	if s := c.signer("t2", []webhook.Secret{a}); s == s1 {
 		t.Error("another tenant shares t1's signer")
 	}
-	for i := range 3 * maxCachedSigners {
-		c.get("t"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune('a'+i/26%26)), []webhook.Secret{a})
-		if len(c.byTenant) > maxCachedSigners {
-			t.Fatalf("cache holds %d signers, bound is %d", len(c.byTenant), maxCachedSigners)
+	for i := range 3 * maxCachedTenants {
+		c.signer("t"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune('a'+i/26%26)), []webhook.Secret{a})
+		if len(c.byTenant) > maxCachedTenants {
+			t.Fatalf("cache holds %d tenants, bound is %d", len(c.byTenant), maxCachedTenants)
 		}
 	}
 }
