@@ -104,8 +104,19 @@ func TestAcksNeverHandALateAckToTheNextPublish(t *testing.T) {
 	if err := a.Publish(slow, slot); err != nil {
 		t.Fatal(err)
 	}
-	if r := a.Await(slow, slot, timer, time.Now().Add(50*time.Millisecond)); !errors.Is(r.Err, nats.ErrTimeout) {
+	begin := time.Now()
+	if r := a.Await(slow, slot, timer, begin.Add(50*time.Millisecond)); !errors.Is(r.Err, nats.ErrTimeout) {
 		t.Fatalf("slow ack: %+v, want a timeout", r)
+	}
+	if d := time.Since(begin); d < 50*time.Millisecond {
+		t.Fatalf("gave up after %s, before the 50ms deadline", d)
+	}
+	// Nothing is awaited any more, so the sweeper stops.
+	for i := 0; a.isSweeping(); i++ {
+		if i == 100 {
+			t.Fatal("the sweeper still runs 1s after the last awaited publish ended")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	close(release)
 	<-answered
@@ -130,7 +141,7 @@ func TestAcksNeverHandALateAckToTheNextPublish(t *testing.T) {
 	if err := a.Publish(nobody, slot); err != nil {
 		t.Fatal(err)
 	}
-	begin := time.Now()
+	begin = time.Now()
 	if r := a.Await(nobody, slot, timer, begin.Add(5*time.Second)); !errors.Is(r.Err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("a subject no stream takes: %+v, want ErrNoStreamResponse", r)
 	}
@@ -196,9 +207,9 @@ func TestAcksReuseReplySubjects(t *testing.T) {
 	}
 }
 
-// TestAcksGiveUpOnlyTheirOwnSlot: a waiter whose time runs out just as its ack
-// arrives, after another publish has taken the freed reply id, leaves that publish
-// awaited and its own slot empty for reuse.
+// TestAcksGiveUpOnlyTheirOwnSlot: a slot given up on just as its ack arrives, after
+// another publish has taken the freed reply id, leaves that publish awaited and its
+// own slot empty for reuse.
 func TestAcksGiveUpOnlyTheirOwnSlot(t *testing.T) {
 	a, timer, _ := newTestAcks(t)
 	first, second := NewSlot(), NewSlot()
@@ -219,7 +230,7 @@ func TestAcksGiveUpOnlyTheirOwnSlot(t *testing.T) {
 	if second.id != first.id {
 		t.Fatalf("the second publish took id %d, not the freed id %d", second.id, first.id)
 	}
-	a.forget(first) // first's timer fired as its ack came
+	a.forget(first) // first gives up (its publish failed) just as its ack came
 	if len(first.ch) != 0 {
 		t.Error("the slot that gave up still holds its ack")
 	}
