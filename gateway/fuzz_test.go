@@ -232,3 +232,29 @@ func TestScanStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainRunStopsAtEachByteThatEndsPlainText puts each byte value at each position of
+// runs of plain text (ASCII and UTF-8) up to three words long: plainRun must stop at
+// it exactly when it is a quote, a backslash or a control character, and otherwise run
+// to the end.
+func TestPlainRunStopsAtEachByteThatEndsPlainText(t *testing.T) {
+	for _, fill := range []byte{'x', 0xc3, 0x80, 0xff, 0x20, 0x7f} {
+		for n := 0; n <= 24; n++ {
+			for at := 0; at < n; at++ {
+				for c := 0; c < 256; c++ {
+					run := bytes.Repeat([]byte{fill}, n)
+					run[at] = byte(c)
+					want := n
+					if c == '"' || c == '\\' || c < 0x20 {
+						want = at
+					}
+					for start := 0; start <= at; start++ {
+						if got := plainRun(run, start); got != want {
+							t.Fatalf("plainRun(%q, %d) = %d, want %d", run, start, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
@@ -341,6 +342,12 @@ const (
 func scanStrings(body []byte) (int, int) {
 	inString, surrogateAt := false, -1
 	for i := 0; i < len(body); i++ {
+		if inString {
+			i = plainRun(body, i)
+			if i == len(body) {
+				break
+			}
+		}
 		c := body[i]
 		switch {
 		case !inString:
@@ -371,6 +378,35 @@ func scanStrings(body []byte) (int, int) {
 		return surrogateAt, faultLoneSurrogate
 	}
 	return 0, faultNone
+}
+
+// Eight copies of a byte, for plainRun's word-at-a-time tests.
+const (
+	ones8  = 0x0101010101010101
+	highs8 = 0x8080808080808080
+)
+
+// plainRun returns the index of the first byte at or after i in body that may end a
+// run of plain string text (a quote, a backslash or a control character), or
+// len(body). It looks at eight bytes at a time: a word holds such a byte if one of
+// its bytes is below 0x20, or is 0 after XOR with the quote or backslash, which the
+// classic "has a byte less than n" test finds (exact for n <= 0x80; bytes of 0x80 and
+// above, UTF-8 text, never match). A word that may hold one is looked at byte by byte.
+func plainRun(body []byte, i int) int {
+	const quotes, backslashes = '"' * ones8, '\\' * ones8
+	for ; i+8 <= len(body); i += 8 {
+		v := binary.LittleEndian.Uint64(body[i:])
+		q, b := v^quotes, v^backslashes
+		if ((v-0x20*ones8)&^v|(q-ones8)&^q|(b-ones8)&^b)&highs8 != 0 {
+			break
+		}
+	}
+	for ; i < len(body); i++ {
+		if c := body[i]; c == '"' || c == '\\' || c < 0x20 {
+			return i
+		}
+	}
+	return i
 }
 
 // hex4 reads four hex digits (already validated) as a UTF-16 code unit.
