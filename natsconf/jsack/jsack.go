@@ -75,8 +75,8 @@ type reply struct {
 type Slot struct {
 	reply
 	ch chan Result // capacity 1
-	// deadline is when the sweeper gives up on the slot's ack (Unix nanoseconds), set
-	// by Await; 0 while nobody awaits it.
+	// deadline is when the sweeper gives up on the slot's ack, in nanoseconds after
+	// epoch on the monotonic clock, set by Await; 0 while nobody awaits it.
 	deadline atomic.Int64
 }
 
@@ -171,11 +171,15 @@ func (a *Acks) Await(m *nats.Msg, slot *Slot, t *time.Timer, deadline time.Time)
 // await waits for slot's ack; past deadline the sweeper settles it with
 // nats.ErrTimeout.
 func (a *Acks) await(slot *Slot, deadline time.Time) Result {
-	slot.deadline.Store(deadline.UnixNano())
+	slot.deadline.Store(max(int64(deadline.Sub(epoch)), 1))
 	r := <-slot.ch
 	slot.deadline.Store(0)
 	return r
 }
+
+// epoch is what deadlines are measured from: on the monotonic clock, so that a step of
+// the wall clock neither ends a wait early nor stretches it.
+var epoch = time.Now()
 
 // errTimeout is the result of a publish the sweeper gave up on.
 var errTimeout = fmt.Errorf("%w: no ack before the deadline", nats.ErrTimeout)
@@ -187,11 +191,12 @@ func (a *Acks) sweep() {
 	tick := time.NewTicker(SweepEvery)
 	defer tick.Stop()
 	var expired []*Slot
-	for now := range tick.C {
+	for range tick.C {
 		expired = expired[:0]
+		now := int64(time.Since(epoch))
 		a.mu.Lock()
 		for id, slot := range a.waiting {
-			if d := slot.deadline.Load(); d != 0 && d <= now.UnixNano() {
+			if d := slot.deadline.Load(); d != 0 && d <= now {
 				delete(a.waiting, id)
 				expired = append(expired, slot)
 			}
