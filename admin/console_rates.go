@@ -23,8 +23,8 @@ const ratesSpan = time.Hour
 const deadLetterAdvisories = "$JS.EVENT.ADVISORY.CONSUMER.*." + natsconf.StreamEvents + "." + natsconf.ConsumerDeliver
 
 // rateSample is the counters at one instant: messages stored on EVENTS (its last
-// sequence), messages the delivery consumer has settled (neither pending nor waiting
-// for an ack), and dead-letter advisories on DLQ.
+// sequence), messages the delivery consumer has settled (see consumerSettled), and
+// dead-letter advisories on DLQ.
 type rateSample struct {
 	at                        time.Time
 	ingested, settled, failed uint64
@@ -110,15 +110,24 @@ func (r *rateSampler) sample(ctx context.Context) (rateSample, error) {
 	if err != nil {
 		return rateSample{}, err
 	}
-	ci := cons.CachedInfo()
-	s := rateSample{at: time.Now(), ingested: ev.State.LastSeq}
-	if open := ci.NumPending + uint64(ci.NumAckPending); open < s.ingested {
-		s.settled = s.ingested - open
-	}
+	s := rateSample{at: time.Now(), ingested: ev.State.LastSeq, settled: consumerSettled(cons.CachedInfo())}
 	for _, n := range dl.State.Subjects {
 		s.failed += n
 	}
 	return s, nil
+}
+
+// consumerSettled is how many of EVENTS' messages the delivery consumer has settled: those up
+// to the last sequence it delivered, less those still waiting for an ack. It reads the
+// consumer's own state alone, taken at one instant. The stream's last sequence less the
+// consumer's pending count would not do: the server counts a new message as pending
+// only once its stream has signalled the consumer, after the publish ack, so for a
+// moment every message just stored would count as settled.
+func consumerSettled(ci *jetstream.ConsumerInfo) uint64 {
+	if uint64(ci.NumAckPending) > ci.Delivered.Stream {
+		return 0
+	}
+	return ci.Delivered.Stream - uint64(ci.NumAckPending)
 }
 
 // bind looks the two streams up once.

@@ -89,3 +89,24 @@ func TestRateSamplerChartsCounterDeltas(t *testing.T) {
 		t.Errorf("the ring holds %d samples (max %d), want 61", len(r.ring), r.max)
 	}
 }
+
+// The consumer's pending count catches up with the stream only after the publish ack
+// (the stream signals its consumers from a goroutine of its own), so a sample taken
+// then must not count the events just stored as delivered.
+func TestConsumerSettledIgnoresAPendingCountBehindTheStream(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ci   jetstream.ConsumerInfo
+		want uint64
+	}{
+		{"none delivered, one of five stored counted pending so far", jetstream.ConsumerInfo{NumPending: 1}, 0},
+		{"four delivered, one awaiting its ack, the fifth not counted pending yet", jetstream.ConsumerInfo{
+			Delivered: jetstream.SequenceInfo{Stream: 4}, NumAckPending: 1}, 3},
+		{"five delivered and settled, two more stored", jetstream.ConsumerInfo{
+			Delivered: jetstream.SequenceInfo{Stream: 5}, NumPending: 2}, 5},
+	} {
+		if got := consumerSettled(&c.ci); got != c.want {
+			t.Errorf("%s: %d settled, want %d", c.name, got, c.want)
+		}
+	}
+}
