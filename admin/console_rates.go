@@ -117,12 +117,12 @@ func (r *rateSampler) sample(ctx context.Context) (rateSample, error) {
 	return s, nil
 }
 
-// consumerSettled is how many of EVENTS' messages the delivery consumer has settled: those up
-// to the last sequence it delivered, less those still waiting for an ack. It reads the
-// consumer's own state alone, taken at one instant. The stream's last sequence less the
-// consumer's pending count would not do: the server counts a new message as pending
-// only once its stream has signalled the consumer, after the publish ack, so for a
-// moment every message just stored would count as settled.
+// consumerSettled is how many of EVENTS' messages the delivery consumer has settled:
+// those up to the last sequence it delivered, less those still waiting for an ack. It
+// reads the consumer's own state alone, taken at one instant. The stream's last
+// sequence less the consumer's pending count would not do: the server counts a new
+// message as pending only once its stream has signalled the consumer, after the
+// publish ack, so for a moment every message just stored would count as settled.
 func consumerSettled(ci *jetstream.ConsumerInfo) uint64 {
 	if uint64(ci.NumAckPending) > ci.Delivered.Stream {
 		return 0

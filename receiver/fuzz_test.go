@@ -78,7 +78,8 @@ func FuzzReceiverRequest(f *testing.F) {
 		}
 		// asSigned reports whether req carries the webhook that was signed, within the
 		// bounds of webhook-signature: the same id, timestamp and body, and the signed
-		// signature first among at most MaxSignatures entries of at most MaxSignatureLen bytes.
+		// signature first among at most MaxSignatures entries in at most
+		// MaxSignatureLen bytes.
 		asSigned := func(req *fasthttp.Request) bool {
 			h := &req.Header
 			header := string(h.Peek(webhook.HeaderSignature))
