@@ -10,10 +10,6 @@
 // the server routes each ack through its subject caches instead of matching (and
 // caching, and evicting) a new subject per publish. An id whose ack did not come in
 // time is retired for good, so an ack that comes late can never reach a later publish.
-//
-// A waiter holds no timer: it only receives from its slot. One sweeper goroutine per
-// Acks, running while publishes are awaited, settles the slots whose deadline has
-// passed, every SweepEvery.
 package jsack
 
 import (
@@ -21,7 +17,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,11 +30,6 @@ const (
 	NoResponderRetries = 2
 	NoResponderWait    = 250 * time.Millisecond
 )
-
-// SweepEvery is how often the sweeper looks for awaited publishes past their deadline:
-// a publish without an answer ends in nats.ErrTimeout at most this long after its
-// deadline.
-const SweepEvery = 25 * time.Millisecond
 
 // errNoResponders is a slot's result when no stream took the message.
 var errNoResponders = errors.New("no stream took the message")
@@ -58,9 +48,6 @@ type Acks struct {
 	next    uint64           // the last id made
 	free    []reply          // ids whose ack arrived, for the next publishes
 	waiting map[uint64]*Slot // by id
-	// sweeping is true while the sweeper runs: from a publish into an empty waiting
-	// set until a sweep finds it empty again.
-	sweeping bool
 }
 
 // reply is one reply id and its subject.
@@ -70,14 +57,11 @@ type reply struct {
 }
 
 // Slot is where one publish's ack arrives; a caller keeps its slots for reuse, one
-// per publish in flight. Whoever takes it out of Acks.waiting (the ack, the sweeper past
-// its deadline, or a publish that failed) settles it, so it gets at most one result.
+// per publish in flight. Whoever takes it out of Acks.waiting (the ack, or the waiter
+// giving up) settles it, so it gets at most one result.
 type Slot struct {
 	reply
 	ch chan Result // capacity 1
-	// deadline is when the sweeper gives up on the slot's ack, in nanoseconds after
-	// epoch on the monotonic clock, set by Await; 0 while nobody awaits it.
-	deadline atomic.Int64
 }
 
 // NewSlot returns a free slot.
@@ -124,12 +108,7 @@ func (a *Acks) Publish(m *nats.Msg, slot *Slot) error {
 		slot.reply = reply{id: a.next, subject: a.prefix + strconv.FormatUint(a.next, 10)}
 	}
 	a.waiting[slot.id] = slot
-	startSweeper := !a.sweeping
-	a.sweeping = true
 	a.mu.Unlock()
-	if startSweeper {
-		go a.sweep()
-	}
 	m.Reply = slot.subject
 	if err := a.nc.PublishMsg(m); err != nil {
 		a.forget(slot)
@@ -138,16 +117,15 @@ func (a *Acks) Publish(m *nats.Msg, slot *Slot) error {
 	return nil
 }
 
-// Await waits for the ack of m, published to slot, until deadline (at most SweepEvery
-// past it). While no stream took m it publishes it again, up to NoResponderRetries
-// times NoResponderWait apart before deadline, waiting between them on t (a stopped
-// timer, stopped again on return). A publish that gets no answer by deadline ends in
-// nats.ErrTimeout; one that no stream took, in jetstream.ErrNoStreamResponse (and
-// nats.ErrTimeout too if the deadline cut its retries short). Either way the slot is
-// free afterwards.
+// Await waits for the ack of m, published to slot, until deadline, with t (a stopped
+// timer, stopped again on return). While no stream took m it publishes it again, up to
+// NoResponderRetries times NoResponderWait apart before deadline. A publish that gets
+// no answer by deadline ends in nats.ErrTimeout; one that no stream took, in
+// jetstream.ErrNoStreamResponse (and nats.ErrTimeout too if the deadline cut its
+// retries short). Either way the slot is free afterwards.
 func (a *Acks) Await(m *nats.Msg, slot *Slot, t *time.Timer, deadline time.Time) Result {
 	for try := 0; ; try++ {
-		r := a.await(slot, deadline)
+		r := a.await(slot, t, deadline)
 		if !errors.Is(r.Err, errNoResponders) {
 			if try > 0 && errors.Is(r.Err, nats.ErrTimeout) {
 				return Result{Err: fmt.Errorf("%w: %w", jetstream.ErrNoStreamResponse, r.Err)}
@@ -168,51 +146,17 @@ func (a *Acks) Await(m *nats.Msg, slot *Slot, t *time.Timer, deadline time.Time)
 	}
 }
 
-// await waits for slot's ack; past deadline the sweeper settles it with
-// nats.ErrTimeout.
-func (a *Acks) await(slot *Slot, deadline time.Time) Result {
-	slot.deadline.Store(max(int64(deadline.Sub(epoch)), 1))
-	r := <-slot.ch
-	slot.deadline.Store(0)
-	return r
-}
-
-// epoch is what deadlines are measured from: on the monotonic clock, so that a step of
-// the wall clock neither ends a wait early nor stretches it.
-var epoch = time.Now()
-
-// errTimeout is the result of a publish the sweeper gave up on.
-var errTimeout = fmt.Errorf("%w: no ack before the deadline", nats.ErrTimeout)
-
-// sweep runs while publishes are awaited: every SweepEvery it settles with errTimeout
-// the awaited slots whose deadline has passed, retiring their ids (an ack may still
-// come). It returns when nothing is left waiting; the next publish starts it again.
-func (a *Acks) sweep() {
-	tick := time.NewTicker(SweepEvery)
-	defer tick.Stop()
-	var expired []*Slot
-	for range tick.C {
-		expired = expired[:0]
-		now := int64(time.Since(epoch))
-		a.mu.Lock()
-		for id, slot := range a.waiting {
-			if d := slot.deadline.Load(); d != 0 && d <= now {
-				delete(a.waiting, id)
-				expired = append(expired, slot)
-			}
-		}
-		idle := len(a.waiting) == 0
-		if idle {
-			a.sweeping = false
-		}
-		a.mu.Unlock()
-		// Taken out of waiting, each is settled here and by nobody else.
-		for _, slot := range expired {
-			slot.ch <- Result{Err: errTimeout}
-		}
-		if idle {
-			return
-		}
+// await waits for slot's ack until deadline, with t; past it, it gives up on the ack
+// with nats.ErrTimeout.
+func (a *Acks) await(slot *Slot, t *time.Timer, deadline time.Time) Result {
+	t.Reset(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case r := <-slot.ch:
+		return r
+	case <-t.C:
+		a.forget(slot)
+		return Result{Err: fmt.Errorf("%w: no ack before the deadline", nats.ErrTimeout)}
 	}
 }
 
@@ -230,13 +174,6 @@ func (a *Acks) forget(slot *Slot) {
 	if !waiting {
 		<-slot.ch // the ack took the slot: its result is there, or about to be
 	}
-}
-
-// isSweeping reports whether the sweeper runs.
-func (a *Acks) isSweeping() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.sweeping
 }
 
 // pending is how many publishes await their ack.
